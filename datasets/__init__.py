@@ -1,0 +1,1 @@
+"""Dataset cards, split lists and episode locks (data, installed as `fsar_datasets`)."""

@@ -1,0 +1,25 @@
+"""Mounts the command groups on one typer app."""
+
+from __future__ import annotations
+
+import typer
+
+from fsar_bench.cli import data_cmd, episodes_cmd, listing, run_cmd
+
+app = typer.Typer(
+    name="fsar-bench",
+    help="Benchmark harness for few-shot action recognition.\n\n"
+    "Examples:\n\n"
+    "  fsar-bench run protonet --dataset toy-appearance --way 5 --shot 1\n\n"
+    "  fsar-bench run dmgal_ft --dataset ucf101 --way 5 --shot 1\n\n"
+    "  fsar-bench list methods\n\n"
+    "  fsar-bench data prepare toy-motion --root ./data/toy-motion\n\n"
+    "  fsar-bench episodes verify",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(listing.app, name="list")
+app.add_typer(data_cmd.app, name="data")
+app.add_typer(episodes_cmd.app, name="episodes")
+run_cmd.register(app)

@@ -1,0 +1,84 @@
+"""`fsar-bench run METHOD`: train episodically, evaluate on the canonical test episodes, log to MLflow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+import yaml
+
+from fsar_bench.errors import FsarError
+
+
+def parse_sets(items: list[str]) -> dict:
+    """`--set key=value` pairs, values parsed as YAML scalars (1e-3, true, null, [2, 3])."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise FsarError(f"--set {item!r} is not key=value", "write e.g. --set r2=4")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def run(
+    method: str = typer.Argument(..., help="registered method name (`fsar-bench list methods`)"),
+    dataset: str = typer.Option("toy-appearance", "--dataset", "-d", help="test dataset"),
+    way: Optional[int] = typer.Option(None, help="classes per episode (default: bench.yaml protocol.way = 5)"),
+    shot: Optional[int] = typer.Option(None, help="support videos per class; 0 = zero-shot"),
+    query: Optional[int] = typer.Option(None, help="query videos per class at test (canonical: 1)"),
+    episodes: Optional[int] = typer.Option(None, help="test episodes (canonical: 10000)"),
+    preset: Optional[str] = typer.Option(None, help="method preset: 'full' (paper) or 'tiny' (CPU); default "
+                                         "tiny on toy datasets, full on real ones"),
+    matcher: Optional[str] = typer.Option(None, help="swap the method's matcher, e.g. trx"),
+    frames: Optional[int] = typer.Option(None, help="frames per video (overrides the preset)"),
+    train_dataset: Optional[str] = typer.Option(None, help="cross-dataset: train on this dataset"),
+    steps: Optional[int] = typer.Option(None, help="training episodes (0: evaluate without training)"),
+    lr: Optional[float] = typer.Option(None, help="learning rate"),
+    seed: Optional[str] = typer.Option(None, help="training seed (episodes, augmentation, init order)"),
+    set_: list[str] = typer.Option([], "--set", help="method hyperparameter override key=value (repeatable)"),
+    no_train: bool = typer.Option(False, "--no-train", help="evaluate the initial weights"),
+    no_cache: bool = typer.Option(False, "--no-cache", help="reference protocol: re-embed every episode's videos"),
+    allow_missing: bool = typer.Option(False, "--allow-missing", help="run despite missing videos (non-canonical)"),
+    root: Optional[Path] = typer.Option(None, help="test dataset root (overrides bench.yaml)"),
+    train_root: Optional[Path] = typer.Option(None, help="training dataset root (cross-dataset)"),
+    config: Optional[Path] = typer.Option(None, help="bench.yaml to read (default ./bench.yaml)"),
+    results_dir: Optional[Path] = typer.Option(None, help="where run folders go (default fsar-runs)"),
+    tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI"),
+) -> None:
+    """Train METHOD episodically and evaluate it on the frozen canonical test episodes.
+
+    Examples:
+
+      fsar-bench run protonet --dataset toy-appearance --way 5 --shot 1
+
+      fsar-bench run dmgal_ft --dataset ucf101 --way 5 --shot 1
+
+      fsar-bench run protonet --dataset toy-motion --matcher otam --steps 300
+    """
+    from fsar_bench.config import load_config
+    from fsar_bench.engine.runner import RunSpec, execute
+    from fsar_bench.ui import print_summary, stage_progress
+
+    cfg = load_config(config)
+    if results_dir:
+        cfg.data["results_dir"] = str(results_dir)
+    if tracking_uri:
+        cfg.data["tracking_uri"] = tracking_uri
+    proto = cfg["protocol"]
+    train = {k: v for k, v in {"steps": steps, "lr": lr, "seed": seed}.items() if v is not None}
+    spec = RunSpec(
+        method=method, dataset=dataset, way=way or proto["way"], shot=proto["shot"] if shot is None else shot,
+        query=query or proto["query"], episodes=episodes or proto["test_episodes"], preset=preset,
+        matcher=matcher, overrides=parse_sets(set_), frames=frames, train_dataset=train_dataset, train=train,
+        no_train=no_train, cache=not no_cache, allow_missing=allow_missing,
+        root=str(root) if root else None, train_root=str(train_root) if train_root else None,
+    )
+    with stage_progress() as progress:
+        result = execute(spec, cfg, progress=progress)
+    print_summary(result.summary)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="run")(run)

@@ -1,0 +1,112 @@
+"""A dataset card bound to a folder on disk: finds files, samples frames, loads clips.
+
+`TrainEpisodes` turns training episodes into tensors. Episode i and its augmentations are
+derived from (seed, i) alone, so training is reproducible whatever the number of workers, and a
+resumed run sees exactly the episodes it would have seen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from fsar_bench.config import BenchConfig
+from fsar_bench.data import sampling
+from fsar_bench.data.cards import DatasetCard, Layout
+from fsar_bench.data.transforms import ClipTransform
+from fsar_bench.data.video import read_frames
+from fsar_bench.episodes.sampler import Episode, EpisodeSampler, EpisodeSpec
+from fsar_bench.errors import FsarError
+from fsar_bench.protocol import EpisodeBatch
+
+
+def resolve_root(card: DatasetCard, config: BenchConfig, root: Path | None = None, progress=None) -> Path:
+    """Where the dataset's files are; toy datasets are generated there on first use."""
+    if card.is_toy:
+        from fsar_bench.data import toy
+
+        target = Path(root) if root else config.data_root / card.name
+        if not toy.is_prepared(target):
+            toy.generate(card, target, progress=progress)
+        return target
+    target = Path(root) if root else config.dataset_root(card.name)
+    if target is None:
+        raise FsarError(f"no root folder is configured for dataset {card.name!r}",
+                        f"set datasets.{card.name}.root in bench.yaml or pass --root PATH")
+    if not target.is_dir():
+        raise FsarError(f"dataset root {target} of {card.name!r} is not a folder",
+                        f"fix datasets.{card.name}.root in bench.yaml or --root")
+    return target
+
+
+@dataclass
+class VideoSource:
+    card: DatasetCard
+    root: Path
+    layout: Layout
+
+    @classmethod
+    def open(cls, card: DatasetCard, config: BenchConfig, root: Path | None = None, progress=None) -> VideoSource:
+        layout_override = config.dataset_layout(card.name)
+        layout = Layout.from_mapping(layout_override, "bench.yaml") if layout_override else card.layout
+        return cls(card, resolve_root(card, config, root, progress), layout)
+
+    def path(self, cls: str, vid: str) -> Path:
+        return self.layout.path(self.root, cls, vid)
+
+    def load(self, cls: str, vid: str, frames: int, transform: ClipTransform,
+             train: bool = False, rng: random.Random | None = None) -> tuple[Tensor, list[int]]:
+        """A clip [T, 3, S, S] and the frame indices it was read at."""
+        if train:
+            rng = rng or random.Random()
+            select = lambda n: sampling.train_indices(n, frames, rng)  # noqa: E731
+        else:
+            select = lambda n: sampling.test_indices(n, frames)  # noqa: E731
+        raw, idx = read_frames(self.path(cls, vid), select)
+        return transform(raw, train=train, rng=rng), idx
+
+
+def _seed_int(*parts: object) -> int:
+    return int.from_bytes(hashlib.sha256("/".join(map(str, parts)).encode()).digest()[:8], "big")
+
+
+class TrainEpisodes(torch.utils.data.Dataset):
+    """Episode i of the training stream, as an `EpisodeBatch` (map-style, so any worker count works)."""
+
+    def __init__(self, source: VideoSource, split: str, way: int, shot: int, query: int, length: int,
+                 seed: str, frames: int, transform: ClipTransform) -> None:
+        self.source, self.frames, self.transform, self.seed = source, frames, transform, seed
+        by_class = source.card.split(split).by_class
+        self.split_classes = source.card.split(split).classes
+        self.class_index = {c: i for i, c in enumerate(self.split_classes)}
+        self.split_names = [source.card.text_name(c) for c in self.split_classes]
+        self.sampler = EpisodeSampler(by_class, EpisodeSpec(source.card.name, split, way, shot, query, length, seed))
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def episode(self, i: int) -> Episode:
+        return self.sampler.episode(i)
+
+    def __getitem__(self, i: int) -> EpisodeBatch:
+        ep = self.episode(i)
+        rng = random.Random(_seed_int(self.seed, "augment", i))
+
+        def clips(keys):
+            return torch.stack([self.source.load(c, v, self.frames, self.transform, True, rng)[0] for c, v, _ in keys])
+
+        s_keys, q_keys = ep.support_keys(), ep.query_keys()
+        return EpisodeBatch(
+            support=clips(s_keys), support_labels=torch.tensor([lab for *_, lab in s_keys]),
+            query=clips(q_keys), query_labels=torch.tensor([lab for *_, lab in q_keys]),
+            way=len(ep.classes), shot=len(ep.support[0]),
+            class_names=[self.source.card.text_name(c) for c in ep.classes],
+            global_labels=torch.tensor([self.class_index[c] for c in ep.classes]),
+            split_class_names=self.split_names,
+        )

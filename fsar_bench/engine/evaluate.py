@@ -1,0 +1,193 @@
+"""Evaluation at the cost floor: embed each distinct (video, role) once, then score episodes in batches.
+
+Features from `Method.embed` do not depend on the episode, so a test split of ~300-3,000 videos
+is embedded once instead of once per episode (10,000 x 10 for 5-way 1-shot). Role is 'support'
+(embedded with its class text) or 'query' for text-conditioned methods, 'video' otherwise.
+`cache=False` is the reference protocol (re-embed the videos of every episode), kept to verify
+that both give the same predictions and to measure the difference.
+
+Per-episode results are appended in chunks, each written atomically, so an interrupted
+evaluation resumes where it stopped and ends with exactly the episode count.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from fsar_bench.data.source import VideoSource
+from fsar_bench.data.transforms import ClipTransform
+from fsar_bench.episodes.sampler import Episode, EpisodeSet
+from fsar_bench.protocol import Features, Method, feature_batch_size, map_features
+
+Key = tuple[str, str, str]  # (class, video id, role)
+RESULT_COLUMNS = ["episode", "query_ids", "labels", "preds", "logits", "n_query", "n_correct", "accuracy"]
+
+
+def clip_transform(method: Method, source: VideoSource, jitter: float = 0.0) -> ClipTransform:
+    return ClipTransform.for_size(method.image_size, method.mean, method.std, flip=source.card.flip, jitter=jitter)
+
+
+def _role(method: Method, support: bool) -> str:
+    if not method.uses_text:
+        return "video"
+    return "support" if support else "query"
+
+
+def episode_keys(method: Method, ep: Episode) -> tuple[list[Key], list[Key]]:
+    s = [(c, v, _role(method, True)) for c, v, _ in ep.support_keys()]
+    q = [(c, v, _role(method, False)) for c, v, _ in ep.query_keys()]
+    return s, q
+
+
+@torch.no_grad()
+def embed_keys(method: Method, source: VideoSource, keys: list[Key], transform: ClipTransform,
+               batch_size: int = 16, device: torch.device | str = "cpu",
+               progress: Callable[[int, int], None] | None = None) -> Features:
+    """Features of `keys` stacked in their order ([len(keys), ...])."""
+    parts: list[Features] = []
+    for start in range(0, len(keys), batch_size):
+        chunk = keys[start:start + batch_size]
+        clips = torch.stack([source.load(c, v, method.frames, transform)[0] for c, v, _ in chunk]).to(device)
+        texts = [source.card.text_name(c) for c, _, r in chunk] if chunk[0][2] == "support" else None
+        parts.append(map_features(method.embed(clips, texts), lambda t: t.detach().cpu()))
+        if progress:
+            progress(min(start + batch_size, len(keys)), len(keys))
+    if isinstance(parts[0], Tensor):
+        return torch.cat(parts)  # type: ignore[arg-type]
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}  # type: ignore[index]
+
+
+def _gather(bank: Features, idx: Tensor) -> Features:
+    return map_features(bank, lambda t: t[idx])
+
+
+def _rows(eps: list[Episode], logits: Tensor, labels: Tensor) -> list[dict]:
+    preds = logits.argmax(-1)
+    rows = []
+    for i, ep in enumerate(eps):
+        correct = int((preds[i] == labels[i]).sum())
+        n = labels.shape[1]
+        rows.append({"episode": ep.index, "query_ids": [f"{c}/{v}" for c, v, _ in ep.query_keys()],
+                     "labels": labels[i].tolist(), "preds": preds[i].tolist(),
+                     "logits": logits[i].float().tolist(), "n_query": n, "n_correct": correct,
+                     "accuracy": correct / n})
+    return rows
+
+
+class ResultStore:
+    """Per-episode results as parquet chunks in a folder; each chunk is written atomically."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def chunks(self) -> list[Path]:
+        return sorted(self.folder.glob("chunk-*.parquet"))
+
+    def done(self) -> set[int]:
+        out: set[int] = set()
+        for path in self.chunks():
+            out.update(pd.read_parquet(path, columns=["episode"])["episode"].tolist())
+        return out
+
+    def append(self, rows: list[dict]) -> None:
+        if not rows:
+            return
+        first, last = rows[0]["episode"], rows[-1]["episode"]
+        path = self.folder / f"chunk-{first:06d}-{last:06d}.parquet"
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        pd.DataFrame(rows, columns=RESULT_COLUMNS).to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+
+    def frame(self) -> pd.DataFrame:
+        frames = [pd.read_parquet(p) for p in self.chunks()]
+        df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RESULT_COLUMNS)
+        return df.drop_duplicates("episode").sort_values("episode").reset_index(drop=True)
+
+
+@dataclass
+class EvalOptions:
+    cache: bool = True
+    batch_videos: int = 16
+    batch_episodes: int = 500  # episodes scored per matcher call; also the chunk size on disk
+    device: str = "cpu"
+
+
+def _score_chunk(method: Method, bank: Features, index: dict[Key, int], eps: list[Episode],
+                 device: str) -> tuple[Tensor, Tensor]:
+    s_idx, q_idx, s_lab, q_lab = [], [], [], []
+    for ep in eps:
+        s_keys, q_keys = episode_keys(method, ep)
+        s_idx.append([index[k] for k in s_keys])
+        q_idx.append([index[k] for k in q_keys])
+        s_lab.append([lab for *_, lab in ep.support_keys()])
+        q_lab.append([lab for *_, lab in ep.query_keys()])
+    way = len(eps[0].classes)
+    gather = lambda idx: map_features(_gather(bank, torch.tensor(idx)), lambda t: t.to(device))  # noqa: E731
+    with torch.no_grad():
+        logits = method.score_batch(gather(q_idx), gather(s_idx), torch.tensor(s_lab, device=device), way)
+    return logits.cpu(), torch.tensor(q_lab)
+
+
+def evaluate(method: Method, source: VideoSource, episodes: EpisodeSet, store: ResultStore | None = None,
+             options: EvalOptions | None = None,
+             progress: Callable[[str, int, int], None] | None = None) -> pd.DataFrame:
+    """Score every episode of `episodes` (skipping those already in `store`); returns all results."""
+    opts = options or EvalOptions()
+    method.eval().to(opts.device)
+    transform = clip_transform(method, source)
+    done = store.done() if store else set()
+    todo = [ep for ep in episodes if ep.index not in done]
+    rows: list[dict] = []
+    if todo and opts.cache:
+        keys: dict[Key, int] = {}
+        for ep in todo:
+            for k in (k for part in episode_keys(method, ep) for k in part):
+                keys.setdefault(k, len(keys))
+        key_list = list(keys)
+        bank = embed_keys(method, source, key_list, transform, opts.batch_videos, opts.device,
+                          (lambda d, t: progress("embedding videos", d, t)) if progress else None)
+        for start in range(0, len(todo), opts.batch_episodes):
+            eps = todo[start:start + opts.batch_episodes]
+            logits, labels = _score_chunk(method, bank, keys, eps, opts.device)
+            chunk = _rows(eps, logits, labels)
+            store.append(chunk) if store else rows.extend(chunk)
+            if progress:
+                progress("scoring episodes", min(start + len(eps), len(todo)), len(todo))
+    elif todo:
+        chunk_rows: list[dict] = []
+        for n, ep in enumerate(todo, 1):
+            s_keys, q_keys = episode_keys(method, ep)
+            local = {k: i for i, k in enumerate(s_keys + q_keys)}
+            bank = embed_keys(method, source, s_keys + q_keys, transform, opts.batch_videos, opts.device)
+            logits, labels = _score_chunk(method, bank, local, [ep], opts.device)
+            chunk_rows.extend(_rows([ep], logits, labels))
+            if len(chunk_rows) >= opts.batch_episodes or n == len(todo):
+                store.append(chunk_rows) if store else rows.extend(chunk_rows)
+                chunk_rows = []
+            if progress:
+                progress("embedding and scoring episodes", n, len(todo))
+    if store:
+        return store.frame()
+    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+
+
+def accuracy_summary(df: pd.DataFrame) -> dict[str, float]:
+    """Mean per-episode accuracy (%), its std, and the 95% CI half-width 1.96 * std / sqrt(n)."""
+    acc = df["accuracy"].to_numpy(dtype=float) * 100.0
+    n = len(acc)
+    std = float(acc.std(ddof=1)) if n > 1 else 0.0
+    return {"accuracy": float(acc.mean()) if n else float("nan"), "accuracy_std": std,
+            "ci95": 1.96 * std / np.sqrt(n) if n else float("nan"), "episodes": n}
+
+
+def unique_keys(method: Method, episodes: Iterable[Episode]) -> set[Key]:
+    return {k for ep in episodes for part in episode_keys(method, ep) for k in part}

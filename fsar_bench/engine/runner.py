@@ -1,0 +1,236 @@
+"""One benchmark run: build the method, train it episodically, evaluate on the canonical episodes, log.
+
+The flow is one-way: dataset -> episodes -> Method.embed -> Matcher.score -> per-episode results
+-> statistics -> MLflow. A run's folder (`<results_dir>/<name>-<key>`) is keyed by everything
+that changes its result, so re-running an interrupted command resumes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from fsar_bench.config import BenchConfig
+from fsar_bench.data.cards import get_card
+from fsar_bench.data.source import TrainEpisodes, VideoSource
+from fsar_bench.engine.evaluate import EvalOptions, ResultStore, accuracy_summary, clip_transform, evaluate
+from fsar_bench.engine.train import TrainConfig, TrainData, TrainState, mean_tail
+from fsar_bench.envinfo import environment
+from fsar_bench.episodes.locks import canonicity, make_set
+from fsar_bench.episodes.sampler import EpisodeSet, EpisodeSpec
+from fsar_bench.errors import FsarError
+from fsar_bench.registry import create_method, method_class
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class RunSpec:
+    """Everything a run depends on. Unset fields take the method preset's or bench.yaml's value."""
+
+    method: str
+    dataset: str
+    way: int = 5
+    shot: int = 1
+    query: int = 1
+    episodes: int = 10_000
+    preset: str | None = None  # default: 'tiny' on toy datasets, 'full' on real ones
+    matcher: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)  # method hyperparameters
+    frames: int | None = None
+    train_dataset: str | None = None  # cross-dataset: train here, test on `dataset`
+    train: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides
+    no_train: bool = False
+    cache: bool = True
+    allow_missing: bool = False
+    episode_seed: str | None = None  # another seed makes the run non-canonical
+    root: str | None = None
+    train_root: str | None = None
+
+    def key(self) -> str:
+        data = asdict(self)
+        for k in ("root", "train_root"):
+            data.pop(k)
+        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+@dataclass
+class RunResult:
+    summary: dict[str, Any]
+    results: pd.DataFrame
+    run_dir: Path
+    mlflow_run_id: str | None
+
+
+def _atomic_json(obj: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def _device(config: BenchConfig) -> str:
+    import torch
+
+    dev = config["device"]
+    if dev == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return dev
+
+
+def _filtered_set(card, spec: EpisodeSpec, source: VideoSource, allow_missing: bool) -> tuple[EpisodeSet, list[str]]:
+    """The episode set, after checking (real datasets) that its split's videos exist."""
+    if card.is_toy:
+        return make_set(card, spec), []
+    missing = [f"{c}/{v}" for c, v in card.split(spec.split).entries if not source.path(c, v).exists()]
+    if missing and not allow_missing:
+        raise FsarError(f"{len(missing)} videos of the {spec.split} split of {card.name} are missing under "
+                        f"{source.root} (first: {missing[0]})",
+                        f"run `fsar-bench data check {card.name}` for the list, fix the root/layout, or pass "
+                        "--allow-missing (the run is then non-canonical)")
+    gone = set(missing)
+    by_class = {c: [v for v in vids if f"{c}/{v}" not in gone] for c, vids in card.split(spec.split).by_class.items()}
+    return EpisodeSet(spec, by_class), missing
+
+
+def _train_config(cls, preset: str, config: BenchConfig, spec: RunSpec, device: str) -> TrainConfig:
+    values = {**cls.train_presets.get(preset, {}), **config["train"], **spec.train}
+    known = set(TrainConfig.__dataclass_fields__)
+    bad = set(values) - known
+    if bad:
+        from fsar_bench.errors import unknown
+
+        raise unknown("training option", sorted(bad)[0], known)
+    values.setdefault("num_workers", config["num_workers"])
+    return TrainConfig(**{**values, "device": device})
+
+
+def execute(spec: RunSpec, config: BenchConfig, progress: Progress | None = None,
+            log: Callable[[str], None] = print) -> RunResult:
+    card = get_card(spec.dataset)
+    train_card = get_card(spec.train_dataset or spec.dataset)
+    card.check_disjoint()
+    train_card.check_disjoint()
+    preset = spec.preset or ("tiny" if card.is_toy else "full")
+    cls = method_class(spec.method)
+    if preset not in cls.presets:
+        from fsar_bench.errors import unknown
+
+        raise unknown(f"preset of method {spec.method!r},", preset, cls.presets)
+
+    test_seed = spec.episode_seed or card.seeds["test"]
+    ep_spec = EpisodeSpec(card.name, "test", spec.way, spec.shot, spec.query, spec.episodes, test_seed)
+    make_set(card, ep_spec).sampler  # noqa: B018  (validates way/shot/query against the split now)
+
+    overrides = {**config.method_overrides(spec.method, preset), **spec.overrides}
+    if spec.frames is not None:
+        overrides["frames"] = spec.frames
+    method = create_method(spec.method, preset, matcher=spec.matcher, **overrides)
+    device = _device(config)
+    train_cfg = _train_config(cls, preset, config, spec, device)
+    do_train = not spec.no_train and train_cfg.steps > 0 and spec.shot > 0
+
+    source = VideoSource.open(card, config, Path(spec.root) if spec.root else None,
+                              progress=(lambda d, t: progress(f"preparing {card.name}", d, t)) if progress else None)
+    episodes, missing = _filtered_set(card, ep_spec, source, spec.allow_missing)
+    canon = canonicity(card, episodes) if not missing else None
+    canonical = bool(canon and canon.canonical)
+    why = canon.reason if canon else f"{len(missing)} missing videos (--allow-missing)"
+
+    name = f"{spec.method}-{card.name}-{spec.way}w{spec.shot}s"
+    run_dir = config.results_dir / f"{name}-{spec.key()}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _atomic_json({"spec": asdict(spec), "preset": preset}, run_dir / "run.json")
+
+    from fsar_bench.tracking import Tracker
+
+    tracker = Tracker(config.tracking_uri, config["experiment"], config.results_dir / "mlartifacts")
+    env = environment()
+    counts = method.parameter_counts()
+    params = {
+        "method": spec.method, "matcher": getattr(method, "matcher_name", ""), "preset": preset,
+        "backbone": method.hparams.get("backbone", ""), "dataset": card.name, "train_dataset": train_card.name,
+        "cross_dataset": train_card.name != card.name, "way": spec.way, "shot": spec.shot, "query": spec.query,
+        "frames": method.frames, "image_size": method.image_size, "episodes": spec.episodes,
+        "episode_seed": test_seed, "episode_digest": episodes.digest, "canonical": canonical,
+        "train_seed": train_cfg.seed, "weights_source": method.weights_source, "run_key": spec.key(),
+        "cache": spec.cache, **{f"hp.{k}": v for k, v in method.hparams.items()},
+        **{f"train.{k}": v for k, v in asdict(train_cfg).items()}, **env,
+    }
+    tags = {"fsar.run_key": spec.key(), "fsar.canonical": str(canonical).lower(),
+            "fsar.weights": "random-init" if method.weights_source == "random-init" else "pretrained",
+            "fsar.setting": f"{spec.way}w{spec.shot}s", "fsar.dataset": card.name, "fsar.method": spec.method}
+    run_id = tracker.start(name, params, tags)
+    log(f"run {name} ({'canonical' if canonical else 'NON-CANONICAL: ' + why}; weights {method.weights_source}; "
+        f"preset {preset}) -> {run_dir}")
+    status = "FAILED"
+    try:
+        state = TrainState()
+        if do_train:
+            state = _train(method, spec, train_card, config, train_cfg, run_dir, tracker, progress)
+        t0 = time.perf_counter()
+        store = ResultStore(run_dir / ("episodes" if spec.cache else "episodes-nocache"))
+        df = evaluate(method, source, episodes, store, EvalOptions(cache=spec.cache, device=device), progress)
+        eval_seconds = time.perf_counter() - t0
+        if len(df) != spec.episodes:
+            raise RuntimeError(f"evaluation produced {len(df)} episodes, expected {spec.episodes}")
+        summary = {
+            **accuracy_summary(df), "method": spec.method, "matcher": params["matcher"], "preset": preset,
+            "dataset": card.name, "train_dataset": train_card.name, "setting": f"{spec.way}w{spec.shot}s",
+            "way": spec.way, "shot": spec.shot, "query": spec.query, "frames": method.frames,
+            "episode_digest": episodes.digest, "canonical": canonical, "canonical_reason": why,
+            "weights_source": method.weights_source, **counts, "train_steps": state.step,
+            "train_seconds": state.seconds, "train_loss_last20": mean_tail(state.losses),
+            "val_best": state.best_val, "val_best_step": state.best_step, "eval_seconds": eval_seconds,
+            "run_key": spec.key(), "mlflow_run_id": run_id, "environment": env,
+        }
+        df.to_parquet(run_dir / "episodes.parquet", index=False)
+        _atomic_json(summary, run_dir / "summary.json")
+        tracker.log_metrics({k: summary[k] for k in ("accuracy", "accuracy_std", "ci95", "episodes",
+                                                     "train_seconds", "eval_seconds", "params_total",
+                                                     "params_trainable")})
+        tracker.log_artifact(run_dir / "episodes.parquet")
+        tracker.log_artifact(run_dir / "summary.json")
+        status = "FINISHED"
+        return RunResult(summary, df, run_dir, run_id)
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        tracker.end(status)
+
+
+def _train(method, spec: RunSpec, train_card, config: BenchConfig, train_cfg: TrainConfig, run_dir: Path,
+           tracker, progress: Progress | None) -> TrainState:
+    src = VideoSource.open(train_card, config, Path(spec.train_root) if spec.train_root else None)
+    jitter = 0.2
+    train_way = min(spec.way, len(train_card.split("train").by_class))
+    episodes = TrainEpisodes(src, "train", train_way, spec.shot, train_cfg.train_query, train_cfg.steps,
+                             f"train/{train_cfg.seed}", method.frames, clip_transform(method, src, jitter))
+    validate = None
+    if train_cfg.val_every and "val" in train_card.split_files:
+        n_val = len(train_card.split("val").by_class)
+        val_spec = EpisodeSpec(train_card.name, "val", min(5, n_val), spec.shot, 1, train_cfg.val_episodes,
+                               train_card.seeds.get("val", "val"))
+        val_set = make_set(train_card, val_spec)
+
+        def validate(m) -> float:
+            return accuracy_summary(evaluate(m, src, val_set, None, EvalOptions(device=train_cfg.device)))["accuracy"]
+
+    last_logged = {"step": -1}
+
+    def log(metrics: dict[str, float], step: int) -> None:
+        if "val_accuracy" in metrics or step - last_logged["step"] >= 10:
+            tracker.log_metrics(metrics, step)
+            last_logged["step"] = step
+
+    data = TrainData(episodes, validate, run_dir, log,
+                     (lambda d, t: progress("training episodes", d, t)) if progress else None)
+    return method.fit(data, train_cfg)

@@ -1,0 +1,1 @@
+"""Shared episode-level metrics. Each module implements one matcher and registers it by entry point."""

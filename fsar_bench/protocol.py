@@ -1,0 +1,257 @@
+"""The plugin protocol: what a method and a matcher are.
+
+A method turns one video into features that do not depend on the episode (`Method.embed`), so
+the evaluator can embed each distinct video once and reuse it across thousands of episodes.
+A matcher sees a whole episode (`Matcher.score`) and returns logits; task-level modules that mix
+support and query (DMGAL's C-MGA, MA-FSAR's prototype modulation) therefore live in matchers.
+
+Third parties subclass `Method` and `Matcher` (which give working defaults for training and
+batching) and register them under the entry-point groups `fsar_bench.methods` and
+`fsar_bench.matchers`. `MethodLike` and `MatcherLike` state the minimal contract as
+`typing.Protocol`s for code that only consumes methods.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, Union, runtime_checkable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+# Per-video features: a tensor with the batch first ([B, T, D], [B, T, P, D], ...), or a mapping
+# of such tensors when a method needs several streams (I2ST: image and instance features).
+Features = Union[Tensor, Mapping[str, Tensor]]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def map_features(feats: Features, fn) -> Features:
+    """Apply `fn` to every tensor of a feature structure."""
+    if isinstance(feats, Tensor):
+        return fn(feats)
+    return {k: fn(v) for k, v in feats.items()}
+
+
+def feature_batch_size(feats: Features) -> int:
+    if isinstance(feats, Tensor):
+        return feats.shape[0]
+    return next(iter(feats.values())).shape[0]
+
+
+@dataclass
+class EpisodeBatch:
+    """One episode as tensors, the unit of episodic training.
+
+    Supports come class-major (all shots of label 0, then label 1, ...); labels are 0..way-1 in
+    the episode's class order. `class_names` are action names (for text branches), in label order.
+    `global_labels[i]` is the index of episode class i in `split_class_names` (the classes of the
+    split the episode was drawn from), for losses over all training classes.
+    `extras` holds optional per-video inputs (e.g. instance masks, key 'support_masks').
+    """
+
+    support: Tensor  # [S, T, 3, H, W]
+    support_labels: Tensor  # [S]
+    query: Tensor  # [Q, T, 3, H, W]
+    query_labels: Tensor  # [Q]
+    way: int
+    shot: int
+    class_names: list[str]
+    global_labels: Tensor  # [way]
+    split_class_names: list[str]
+    extras: dict[str, Tensor] = field(default_factory=dict)
+
+    @property
+    def support_texts(self) -> list[str]:
+        """The class name of each support video (what text-conditioned methods embed with it)."""
+        return [self.class_names[int(i)] for i in self.support_labels]
+
+    def to(self, device: torch.device | str) -> EpisodeBatch:
+        moved = {k: v.to(device) for k, v in self.extras.items()}
+        return EpisodeBatch(
+            self.support.to(device), self.support_labels.to(device), self.query.to(device),
+            self.query_labels.to(device), self.way, self.shot, self.class_names,
+            self.global_labels.to(device), self.split_class_names, moved,
+        )
+
+
+@runtime_checkable
+class MatcherLike(Protocol):
+    def score(self, query: Features, support: Features, support_labels: Tensor, way: int,
+              **kwargs: Any) -> Tensor: ...
+
+
+@runtime_checkable
+class MethodLike(Protocol):
+    matcher: MatcherLike
+
+    def embed(self, clips: Tensor, texts: Sequence[str] | None = None) -> Features: ...
+
+    def fit(self, data: Any, config: Any) -> Any: ...
+
+
+class Matcher(nn.Module):
+    """Scores the queries of episodes against their supports.
+
+    Implement `score_batch` over a leading episode dimension E (no Python loop over pairs or
+    episodes); `score` is the single-episode convenience. Supports may come in any order:
+    use `group_by_class` to get them as [E, way, shot, ...].
+    """
+
+    name: ClassVar[str] = ""
+
+    def score_batch(self, query: Features, support: Features, support_labels: Tensor, way: int,
+                    **kwargs: Any) -> Tensor:
+        """query [E, Q, ...], support [E, S, ...], support_labels [E, S] -> logits [E, Q, way]."""
+        raise NotImplementedError
+
+    def score(self, query: Features, support: Features, support_labels: Tensor, way: int,
+              **kwargs: Any) -> Tensor:
+        """query [Q, ...], support [S, ...], support_labels [S] -> logits [Q, way]."""
+        add = lambda t: t.unsqueeze(0)  # noqa: E731
+        out = self.score_batch(map_features(query, add), map_features(support, add),
+                               support_labels.unsqueeze(0), way, **kwargs)
+        return out.squeeze(0)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Tensor:
+        return self.score(*args, **kwargs)
+
+
+def group_by_class(support: Tensor, support_labels: Tensor, way: int) -> Tensor:
+    """[E, S, ...] with labels [E, S] -> [E, way, shot, ...], shots in their given order.
+
+    Requires the same number of shots per class (the benchmark's episodes always have it).
+    """
+    e, s = support_labels.shape
+    if s % way:
+        raise ValueError(f"{s} supports do not split evenly into {way} classes")
+    order = torch.argsort(support_labels, dim=1, stable=True)
+    idx = order.view(e, s, *([1] * (support.dim() - 2))).expand(-1, -1, *support.shape[2:])
+    return torch.gather(support, 1, idx).view(e, way, s // way, *support.shape[2:])
+
+
+@dataclass
+class MethodCard:
+    """What a leaderboard says about a method (rendered from `card.yaml` next to the method)."""
+
+    name: str
+    paper: str = ""
+    backbone: str = ""
+    pretraining: str = ""
+    finetune: str = ""  # full | peft | none
+    text_at_test: bool = False
+    default_matcher: str = ""
+    reported_as: list[str] = field(default_factory=list)  # method names in the reported CSVs
+    notes: str = ""
+
+    @classmethod
+    def from_mapping(cls, name: str, data: Mapping[str, Any]) -> MethodCard:
+        known = {f for f in cls.__dataclass_fields__ if f != "name"}
+        extra = set(data) - known
+        if extra:
+            raise ValueError(f"card of {name!r} has unknown keys {sorted(extra)}; known: {sorted(known)}")
+        return cls(name=name, **dict(data))
+
+
+class Method(nn.Module):
+    """A few-shot action recognition method: a per-video embedding plus a matcher.
+
+    Subclasses define `__init__(self, *, <hyperparameters>)` (keyword-only, with defaults), the
+    class attribute `presets` ({'tiny': {...}, 'full': {...}}: keyword overrides of those
+    defaults), `embed`, and usually nothing else: `training_loss` defaults to cross-entropy over
+    the matcher's logits, and `fit` to the shared episodic loop. Set `self.feature_dim` and
+    `self.weights_source` ('random-init', 'file:<sha256 prefix>', 'hub:<tag>') in `__init__`.
+    """
+
+    name: ClassVar[str] = ""  # set by the registry from the entry-point name
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"tiny": {}, "full": {}}
+    # Training recipe per preset (keys of fsar_bench.engine.train.TrainConfig: steps, lr, ...).
+    train_presets: ClassVar[dict[str, dict[str, Any]]] = {"tiny": {}, "full": {}}
+    default_matcher: ClassVar[str] = "proto"
+    # True when supports are embedded with their class text: the cache then keeps a support
+    # and a query role per video.
+    uses_text: ClassVar[bool] = False
+    # Inputs the data pipeline must provide beyond RGB clips (e.g. {'masks'} for I2ST).
+    extra_inputs: ClassVar[frozenset[str]] = frozenset()
+    mean: ClassVar[tuple[float, float, float]] = IMAGENET_MEAN
+    std: ClassVar[tuple[float, float, float]] = IMAGENET_STD
+
+    def __init__(self, *, frames: int = 8, image_size: int = 224) -> None:
+        super().__init__()
+        self.frames = int(frames)
+        self.image_size = int(image_size)
+        self.feature_dim: int = 0
+        self.weights_source: str = "random-init"
+        self.matcher: Matcher = nn.Identity()  # type: ignore[assignment]  # replaced by set_matcher
+        self.hparams: dict[str, Any] = {}
+        self.preset: str = ""
+
+    # -- matcher -----------------------------------------------------------------------------
+    def build_matcher(self, name: str, **kwargs: Any) -> Matcher:
+        """Build the named matcher for this method; override to compose (e.g. C-MGA + metric)."""
+        from fsar_bench.registry import create_matcher, matcher_class
+
+        cls = matcher_class(name)
+        params = inspect.signature(cls.__init__).parameters
+        if "dim" in params and "dim" not in kwargs:
+            kwargs["dim"] = self.feature_dim
+        return create_matcher(name, **kwargs)
+
+    def set_matcher(self, name: str | None = None, **kwargs: Any) -> None:
+        self.matcher = self.build_matcher(name or self.default_matcher, **kwargs)
+        self.matcher_name = name or self.default_matcher
+
+    # -- the protocol --------------------------------------------------------------------------
+    def embed(self, clips: Tensor, texts: Sequence[str] | None = None) -> Features:
+        """clips [B, T, 3, H, W] (normalised) -> per-video features; must not depend on the episode."""
+        raise NotImplementedError
+
+    def score_batch(self, query: Features, support: Features, support_labels: Tensor, way: int) -> Tensor:
+        """Logits [E, Q, way] of a batch of episodes; override only to fuse extra scores (e.g. text)."""
+        return self.matcher.score_batch(query, support, support_labels, way)
+
+    def score(self, query: Features, support: Features, support_labels: Tensor, way: int) -> Tensor:
+        """Logits [Q, way] of one episode."""
+        add = lambda t: t.unsqueeze(0)  # noqa: E731
+        return self.score_batch(map_features(query, add), map_features(support, add),
+                                support_labels.unsqueeze(0), way).squeeze(0)
+
+    def training_loss(self, batch: EpisodeBatch) -> dict[str, Tensor]:
+        """Loss of one episode: {'loss': total, other scalar parts..., 'logits': [Q, way]}."""
+        support = self.embed(batch.support, batch.support_texts if self.uses_text else None)
+        query = self.embed(batch.query)
+        logits = self.score(query, support, batch.support_labels, batch.way)
+        loss = F.cross_entropy(logits, batch.query_labels)
+        return {"loss": loss, "ce": loss.detach(), "logits": logits.detach()}
+
+    def fit(self, data: Any, config: Any) -> Any:
+        """Episodic training; the shared loop calls `training_loss` per episode."""
+        from fsar_bench.engine.train import train_episodic
+
+        return train_episodic(self, data, config)
+
+    def configure_optimizer(self, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+        params = [p for p in self.parameters() if p.requires_grad]
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+
+    # -- descriptions --------------------------------------------------------------------------
+    @classmethod
+    def card(cls) -> MethodCard:
+        """The method card, read from `card.yaml` beside the method's module (if any)."""
+        import yaml
+
+        path = Path(inspect.getfile(cls)).with_name("card.yaml")
+        data = yaml.safe_load(path.read_text()) if path.exists() else {}
+        return MethodCard.from_mapping(cls.name or cls.__name__, data or {})
+
+    def parameter_counts(self) -> dict[str, int]:
+        total = sum(p.numel() for p in self.parameters())
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        return {"params_total": total, "params_trainable": trainable}

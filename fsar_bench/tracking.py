@@ -1,0 +1,95 @@
+"""The one module that talks to MLflow.
+
+Default store: `sqlite:///<results_dir>/mlflow.db` (results_dir defaults to ./fsar-runs), with
+artifacts in `<results_dir>/mlartifacts`; any tracking URI works (`--tracking-uri`,
+`MLFLOW_TRACKING_URI`, bench.yaml). View with
+`mlflow ui --backend-store-uri sqlite:///fsar-runs/mlflow.db` (binds to 127.0.0.1).
+A remote server that does not answer is detected before any training starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from fsar_bench.errors import FsarError
+
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+for _name in ("alembic", "mlflow"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+
+
+def check_reachable(uri: str, timeout: float = 5.0) -> None:
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout)  # noqa: S310 (user-given URI)
+    except urllib.error.HTTPError:
+        return  # the server answered
+    except (urllib.error.URLError, OSError) as exc:
+        raise FsarError(f"MLflow tracking server {uri} is unreachable ({getattr(exc, 'reason', exc)})",
+                        "start it, fix --tracking-uri / MLFLOW_TRACKING_URI, or drop it to use the local store") from None
+
+
+class Tracker:
+    """A run in an MLflow experiment; `end` records FINISHED, FAILED or KILLED."""
+
+    def __init__(self, uri: str, experiment: str, artifact_root: Path | None = None) -> None:
+        check_reachable(uri)
+        import mlflow
+
+        self.mlflow = mlflow
+        if uri.startswith("sqlite:///"):
+            Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        mlflow.set_tracking_uri(uri)
+        self.client = mlflow.MlflowClient(uri)
+        exp = self.client.get_experiment_by_name(experiment)
+        if exp is None:
+            location = artifact_root.resolve().as_uri() if artifact_root else None
+            self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+        else:
+            self.experiment_id = exp.experiment_id
+        self.run_id: str | None = None
+        self.uri = uri
+
+    def start(self, name: str, params: dict[str, Any], tags: dict[str, str], parent: str | None = None) -> str:
+        all_tags = dict(tags)
+        if parent:
+            all_tags["mlflow.parentRunId"] = parent
+        all_tags["mlflow.runName"] = name
+        run = self.client.create_run(self.experiment_id, tags=all_tags, run_name=name)
+        self.run_id = run.info.run_id
+        self.log_params(params)
+        return self.run_id
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(self.run_id, params=items[i:i + 100])
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        import time
+
+        from mlflow.entities import Metric
+
+        ts = int(time.time() * 1000)
+        items = [Metric(k, float(v), ts, step or 0) for k, v in metrics.items()]
+        if items:
+            self.client.log_batch(self.run_id, metrics=items)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        for k, v in tags.items():
+            self.client.set_tag(self.run_id, k, v)
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def end(self, status: str = "FINISHED") -> None:
+        if self.run_id:
+            self.client.set_terminated(self.run_id, status=status)

@@ -1,0 +1,83 @@
+"""Loading pretrained weights, and saying where a model's weights came from.
+
+A method's `weights_source` is 'random-init', 'file:<sha256 prefix>' (a local file) or
+'hub:<tag>' (downloaded by timm / open_clip on a machine with internet). Runs from random
+weights are labelled as such and never ranked with pretrained runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from fsar_bench.errors import FsarError
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state dict from .safetensors or a torch file (weights_only: no code is unpickled)."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise FsarError(f"weights file {path} does not exist", "pass an existing file, or drop the weights option")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001
+        raise FsarError(f"weights file {path} cannot be read ({type(exc).__name__})",
+                        "pass a state dict saved with torch.save or a .safetensors file") from None
+    for key in ("state_dict", "model", "module"):
+        if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
+            obj = obj[key]
+    if not isinstance(obj, dict):
+        raise FsarError(f"weights file {path} holds no state dict", "save model.state_dict() to it")
+    return obj
+
+
+def load_into(module: nn.Module, path: str | Path, what: str) -> str:
+    """Load a local weights file into `module` strictly; returns the 'file:<digest>' source label."""
+    state = read_state_dict(path)
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise FsarError(f"weights file {path} does not fit {what} ({len(missing)} missing keys e.g. "
+                        f"{missing[:2]}, {len(unexpected)} unexpected e.g. {unexpected[:2]})",
+                        f"pass weights saved from a {what}")
+    return f"file:{file_digest(Path(path).expanduser())[:16]}"
+
+
+def timm_backbone(name: str, weights: str | None = None, pretrained: bool = False, **kwargs) -> tuple[nn.Module, str]:
+    """A timm model without classifier, and its weights source."""
+    import timm
+
+    try:
+        model = timm.create_model(name, pretrained=False, num_classes=0, **kwargs)
+    except RuntimeError as exc:
+        raise FsarError(f"timm has no model {name!r} ({exc})", "pick a name from timm.list_models()") from None
+    if weights:
+        try:
+            return model, load_into(model, weights, f"timm {name}")
+        except RuntimeError as exc:  # size mismatch
+            raise FsarError(f"weights file {weights} does not fit timm {name} ({str(exc).splitlines()[1].strip()})",
+                            f"pass weights saved from a timm {name}") from None
+    if pretrained:
+        try:
+            model = timm.create_model(name, pretrained=True, num_classes=0, **kwargs)
+        except Exception as exc:  # noqa: BLE001  (offline, hub errors)
+            raise FsarError(f"could not fetch pretrained timm weights for {name} ({type(exc).__name__})",
+                            "pass weights=PATH to a local file (e.g. --set weights=...), or pretrained=false "
+                            "(the run is then labelled random-init)") from None
+        tag = getattr(model, "pretrained_cfg", {}).get("hf_hub_id") or name
+        return model, f"hub:timm/{tag}"
+    return model, "random-init"

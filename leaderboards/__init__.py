@@ -1,0 +1,1 @@
+"""Reported results and generated leaderboards (data, installed as `fsar_leaderboards`)."""
