@@ -242,6 +242,7 @@ def main() -> None:
     print(header)
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     t_start = time.perf_counter()
+    load0 = os.getloadavg()
     for name in args.only:
         for setting in SETTINGS:
             r = _run(["--worker", name, setting, *quick])
@@ -266,7 +267,9 @@ def main() -> None:
           f"{o['cells_fwd_bwd'] / o['scan_fwd_bwd']:.1f}x forward + backward; "
           f"vs pure Python: {o['python_per_pair'] * n / o['scan_fwd']:,.0f}x; "
           f"max |difference| {o['max_abs_diff']:.1e}")
-    print(f"\ntotal {time.perf_counter() - t_start:.0f} s")
+    load = os.getloadavg()
+    print(f"\ntotal {time.perf_counter() - t_start:.0f} s; load average at start {load0[0]:.2f}, "
+          f"at end {load[0]:.2f} (1 min)")
 
 
 if __name__ == "__main__":

@@ -42,6 +42,8 @@ class Tracker:
         check_reachable(uri)
         import mlflow
 
+        for name in ("mlflow", "alembic"):  # mlflow sets its own levels on import; keep the terminal quiet
+            logging.getLogger(name).setLevel(logging.WARNING)
         self.mlflow = mlflow
         if uri.startswith("sqlite:///"):
             Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)

@@ -266,5 +266,7 @@ def test_constructor_validation():
         BiMHM(reduction="max")
     with pytest.raises(ValueError):
         TRX(dim=4, cardinalities=())
+    with pytest.raises(ValueError):  # T = 2 frames cannot form triples
+        TRX(dim=4).score(torch.randn(1, 2, 4), torch.randn(1, 2, 4), torch.tensor([0]), 1)
     with pytest.raises(TypeError):
         GlobalLocal().score(torch.zeros(1, 2, 3), torch.zeros(1, 2, 3), torch.tensor([0]), 1)

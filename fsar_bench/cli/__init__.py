@@ -12,12 +12,15 @@ import sys
 
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """Entry point; `argv` (without the program name) is for tests."""
     from fsar_bench.cli.app import app
     from fsar_bench.errors import FsarError
 
     try:
-        app(standalone_mode=False)
+        result = app(args=argv, standalone_mode=False, prog_name="fsar-bench")
+        if isinstance(result, int) and result:
+            sys.exit(result)
     except FsarError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)

@@ -136,31 +136,30 @@ def export(dataset: str = _DATASET, split: str = _SPLIT, way: int = _WAY, shot: 
                     fh.write(line.encode("utf-8"))
     else:
         def write(tmp: Path) -> None:
-            import pandas as pd
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            frame = pd.DataFrame({
-                "index": [ep.index for ep in es],
-                "classes": [list(ep.classes) for ep in es],
-                "support": [[list(s) for s in ep.support] for ep in es],
-                "query": [[list(q) for q in ep.query] for ep in es],
-            })
-            frame["dataset"] = spec.dataset
-            frame["split"] = spec.split
-            frame["way"] = spec.way
-            frame["shot"] = spec.shot
-            frame["queries_per_class"] = spec.query
-            frame["episodes"] = spec.episodes
-            frame["seed"] = spec.seed
-            frame["digest"] = es.digest
-            frame["canonical"] = canonical
-            table = pa.Table.from_pandas(frame, preserve_index=False)
+            n = len(es)
+            ids = pa.list_(pa.list_(pa.string()))  # [way][shot] / [way][query]
+            columns = {
+                "index": pa.array([ep.index for ep in es], pa.int64()),
+                "classes": pa.array([list(ep.classes) for ep in es], pa.list_(pa.string())),
+                "support": pa.array([[list(s) for s in ep.support] for ep in es], ids),
+                "query": pa.array([[list(q) for q in ep.query] for ep in es], ids),
+                "dataset": pa.array([spec.dataset] * n, pa.string()),
+                "split": pa.array([spec.split] * n, pa.string()),
+                "way": pa.array([spec.way] * n, pa.int64()),
+                "shot": pa.array([spec.shot] * n, pa.int64()),
+                "queries_per_class": pa.array([spec.query] * n, pa.int64()),
+                "episodes": pa.array([spec.episodes] * n, pa.int64()),
+                "seed": pa.array([spec.seed] * n, pa.string()),
+                "digest": pa.array([es.digest] * n, pa.string()),
+                "canonical": pa.array([canonical] * n, pa.bool_()),
+            }
             meta = {"format": FORMAT, "set": spec.key, "digest": es.digest, "canonical": canonical,
                     "spec": {"dataset": spec.dataset, "split": spec.split, "way": spec.way, "shot": spec.shot,
                              "query": spec.query, "episodes": spec.episodes, "seed": spec.seed}}
-            table = table.replace_schema_metadata({**(table.schema.metadata or {}),
-                                                   b"fsar_episodes": json.dumps(meta).encode()})
+            table = pa.table(columns).replace_schema_metadata({"fsar_episodes": json.dumps(meta)})
             pq.write_table(table, tmp)
 
     _atomic_write(output, write)

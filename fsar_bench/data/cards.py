@@ -12,7 +12,7 @@ import csv
 import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
-from importlib.resources import files
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,12 @@ LAYOUT_KEYS = {"kind", "pattern", "ext"}
 
 
 def datasets_dir() -> Path:
-    """The folder holding the shipped dataset cards (the repo's `datasets/`)."""
-    return Path(str(files("fsar_datasets")))
+    """The folder holding the shipped dataset cards (the repo's `datasets/`, installed as the
+    namespace package `fsar_datasets`: no `__init__.py`, so it can never shadow a real package)."""
+    spec = importlib.util.find_spec("fsar_datasets")
+    if spec is None or not spec.submodule_search_locations:
+        raise FsarError("the dataset cards (package fsar_datasets) are not installed", "reinstall fsar-bench")
+    return Path(list(spec.submodule_search_locations)[0])
 
 
 @dataclass(frozen=True)

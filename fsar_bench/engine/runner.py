@@ -129,6 +129,8 @@ def execute(spec: RunSpec, config: BenchConfig, progress: Progress | None = None
     ep_spec = EpisodeSpec(card.name, "test", spec.way, spec.shot, spec.query, spec.episodes, test_seed)
     make_set(card, ep_spec).sampler  # noqa: B018  (validates way/shot/query against the split now)
 
+    source = VideoSource.open(card, config, Path(spec.root) if spec.root else None,
+                              progress=(lambda d, t: progress(f"preparing {card.name}", d, t)) if progress else None)
     overrides = {**config.method_overrides(spec.method, preset), **spec.overrides}
     if spec.frames is not None:
         overrides["frames"] = spec.frames
@@ -137,8 +139,6 @@ def execute(spec: RunSpec, config: BenchConfig, progress: Progress | None = None
     train_cfg = _train_config(cls, preset, config, spec, device)
     do_train = not spec.no_train and train_cfg.steps > 0 and spec.shot > 0
 
-    source = VideoSource.open(card, config, Path(spec.root) if spec.root else None,
-                              progress=(lambda d, t: progress(f"preparing {card.name}", d, t)) if progress else None)
     episodes, missing = _filtered_set(card, ep_spec, source, spec.allow_missing)
     canon = canonicity(card, episodes) if not missing else None
     canonical = bool(canon and canon.canonical)

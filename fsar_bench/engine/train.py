@@ -114,7 +114,7 @@ def train_episodic(method: Method, data: TrainData, config: TrainConfig) -> Trai
         state.losses.append(float(loss.detach()))
         state.step = step + 1
         if data.log:
-            parts = {f"train_{k}": float(v) for k, v in out.items() if k != "logits" and v.dim() == 0}
+            parts = {f"train_{k}": float(v.detach()) for k, v in out.items() if k != "logits" and v.dim() == 0}
             if "logits" in out:
                 parts["train_acc"] = float((out["logits"].argmax(-1) == batch.query_labels).float().mean() * 100)
             data.log(parts, step)

@@ -152,11 +152,9 @@ def global_local_loop(query: dict[str, Tensor], support: dict[str, Tensor], labe
     return out
 
 
-def _softmax(xs: list[float]) -> list[float]:
-    m = max(xs)
-    ex = [math.exp(x - m) for x in xs]
-    total = sum(ex)
-    return [x / total for x in ex]
+def _softmax(scores: Tensor) -> Tensor:
+    weights = torch.exp(scores - scores.max())
+    return weights / weights.sum()
 
 
 def _positional_encoding(pos: int, dim: int, scale: float) -> Tensor:
@@ -168,50 +166,54 @@ def _positional_encoding(pos: int, dim: int, scale: float) -> Tensor:
 
 
 def _layer_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> Tensor:
-    mean = sum(float(v) for v in x) / x.shape[0]
-    var = sum((float(v) - mean) ** 2 for v in x) / x.shape[0]
-    return (x - mean) / math.sqrt(var + eps) * weight + bias
+    mean = x.mean()
+    var = ((x - mean) ** 2).mean()
+    return (x - mean) / torch.sqrt(var + eps) * weight + bias
 
 
 def trx_loop(module, query: Tensor, support: Tensor, labels: Tensor, way: int, pe_scale: float = 0.1) -> Tensor:
-    """TRX with the weights of `module` (a `TRX`, dropout inactive), by loops."""
+    """TRX with the weights of `module` (a `TRX`, dropout inactive), by loops.
+
+    Loops over episodes, queries, classes and query tuples; a tuple's feature is the explicit
+    concatenation of its frames, mapped by the full (c*D -> width) linear layers; the prototype
+    of a query tuple is the attention-weighted sum of the class's support values.
+    """
     e_n, q_n, frames, dim = query.shape
     pes = [_positional_encoding(t, dim, pe_scale) for t in range(frames)]
     out = torch.zeros(e_n, q_n, way, dtype=torch.float64)
-    for ci, card in enumerate(module.cardinalities):
-        wk, bk = module.key[ci].weight.detach().double(), module.key[ci].bias.detach().double()
-        wv, bv = module.value[ci].weight.detach().double(), module.value[ci].bias.detach().double()
-        norm = module.key_norm[ci]
-        gamma, beta = norm.weight.detach().double(), norm.bias.detach().double()
-        width = wk.shape[0]
-        tuples = list(combinations(range(frames), card))
+    with torch.no_grad():
+        for ci, card in enumerate(module.cardinalities):
+            wk, bk = module.key[ci].weight.double(), module.key[ci].bias.double()
+            wv, bv = module.value[ci].weight.double(), module.value[ci].bias.double()
+            norm = module.key_norm[ci]
+            gamma, beta = norm.weight.double(), norm.bias.double()
+            width = wk.shape[0]
+            tuples = list(combinations(range(frames), card))
 
-        def keys_values(video: Tensor) -> list[tuple[Tensor, Tensor]]:
-            kv = []
-            for tup in tuples:
-                p = torch.cat([video[t].double() + pes[t] for t in tup])
-                kv.append((_layer_norm(wk @ p + bk, gamma, beta, norm.eps), wv @ p + bv))
-            return kv
+            def keys_values(video: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+                concat = torch.stack([torch.cat([video[t].double() + pes[t] for t in tup]) for tup in tuples])
+                keys_lin, values = concat @ wk.T + bk, concat @ wv.T + bv  # one linear map per tuple row
+                return [_layer_norm(k, gamma, beta, norm.eps) for k in keys_lin], list(values)
 
-        for e in range(e_n):
-            support_kv = {i: keys_values(support[e, i]) for i in range(support.shape[1])}
-            for qi in range(q_n):
-                query_kv = keys_values(query[e, qi])
-                for c in range(way):
-                    class_kv = [kv for i in _class_members(labels[e], c) for kv in support_kv[i]]
-                    total = 0.0
-                    for q_key, q_val in query_kv:
-                        weights = _softmax([float(torch.dot(q_key, s_key)) / math.sqrt(width) for s_key, _ in class_kv])
-                        proto = torch.zeros(width, dtype=torch.float64)
-                        for a, (_, s_val) in zip(weights, class_kv):
-                            proto = proto + a * s_val
-                        total += float(((q_val - proto) ** 2).sum())
-                    out[e, qi, c] += -(total / len(tuples)) / len(module.cardinalities)
+            for e in range(e_n):
+                support_kv = {i: keys_values(support[e, i]) for i in range(support.shape[1])}
+                for qi in range(q_n):
+                    q_keys, q_values = keys_values(query[e, qi])
+                    for c in range(way):
+                        members = _class_members(labels[e], c)
+                        class_keys = torch.stack([k for i in members for k in support_kv[i][0]])
+                        class_values = torch.stack([v for i in members for v in support_kv[i][1]])
+                        total = 0.0
+                        for q_key, q_val in zip(q_keys, q_values):
+                            weights = _softmax(class_keys @ q_key / math.sqrt(width))  # all shots x tuples
+                            proto = (weights[:, None] * class_values).sum(dim=0)
+                            total += float(((q_val - proto) ** 2).sum())
+                        out[e, qi, c] += -(total / len(tuples)) / len(module.cardinalities)
     return out
 
 
 def sca_loop(query: Tensor, support: Tensor, labels: Tensor, way: int) -> Tensor:
-    """SCA by loops: query [E, Q, T, P, D], support [E, S, T, P, D]."""
+    """SCA by loops over episodes, queries, classes, frames and query patches."""
     e_n, q_n, frames, patches, dim = query.shape
     out = torch.zeros(e_n, q_n, way, dtype=torch.float64)
     for e in range(e_n):
@@ -220,13 +222,11 @@ def sca_loop(query: Tensor, support: Tensor, labels: Tensor, way: int) -> Tensor
                 members = _class_members(labels[e], c)
                 total = 0.0
                 for t in range(frames):
-                    keys = [support[e, i, t, p].double() for i in members for p in range(patches)]
+                    keys = torch.stack([support[e, i, t, p].double() for i in members for p in range(patches)])
                     for p in range(patches):
                         x = query[e, qi, t, p].double()
-                        weights = _softmax([float(torch.dot(x, k)) / math.sqrt(dim) for k in keys])
-                        proto = torch.zeros(dim, dtype=torch.float64)
-                        for a, k in zip(weights, keys):
-                            proto = proto + a * k
+                        weights = _softmax(keys @ x / math.sqrt(dim))  # all shots x patches at frame t
+                        proto = (weights[:, None] * keys).sum(dim=0)
                         total += float(((x - proto) ** 2).sum())
                 out[e, qi, c] = -total / (frames * frames * patches)
     return out

@@ -9,12 +9,13 @@ the sum of both alignment directions.
 
 The recursion is evaluated row by row: along a row the middle cells satisfy a linear
 recurrence in exp(-C / lambda), which is a log-cumulative-sum-exp of the prefix sums of the row.
-Only the L rows are a Python loop; every row is one batched tensor operation over all pairs and
-columns.
+Only the L rows are a Python loop; each row is a few tensor operations batched over all pairs
+and columns.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -22,11 +23,6 @@ from torch import Tensor
 
 from fsar_bench.matchers._frame_distance import check_kshot, pairwise_frame_distance, supports_for_rule
 from fsar_bench.protocol import Features, Matcher
-
-
-def softmin(x: Tensor, lam: float, dim: int = -1) -> Tensor:
-    """-lam * log(sum(exp(-x / lam))) along `dim`, computed stably."""
-    return -lam * torch.logsumexp(-x / lam, dim=dim)
 
 
 def otam_distance(dists: Tensor, lam: float = 0.1) -> Tensor:
@@ -38,23 +34,27 @@ def otam_distance(dists: Tensor, lam: float = 0.1) -> Tensor:
     C[l, m] = D[l, m] + softmin(C[l-1, m-1], C[l, m-1])             (2 <= m <= M),
     C[l, M+1] = D[l, M+1] + softmin(C[l-1, M], C[l-1, M+1], C[l, M]);
     the distance is C[L-1, M+1]. Computed in the dtype of `dists` (pass float64).
+
+    Along row l the middle cells obey exp(-C[l, m]/lam) = exp(-D[l, m]/lam) (exp(-C[l-1, m-1]/lam)
+    + exp(-C[l, m-1]/lam)), a linear recurrence; with P_m = sum_{1 <= m' <= m} D[l, m'] it unrolls to
+    C[l, m] = P_m + softmin_{j <= m} u_j,  u_1 = C[l, 1] - P_1,  u_j = C[l-1, j-1] - P_{j-1},
+    a log-cumulative-sum-exp. Everything below is in units of lam (x = C / lam), where
+    softmin(x) = -log sum exp(-x); the padding columns hold D = 0.
     """
-    n_rows, m = dists.shape[-2:]
-    d = torch.nn.functional.pad(dists, (1, 1))  # [..., L, M+2]
-    prev = d[..., 0, :].cumsum(dim=-1)
-    zero = torch.zeros_like(prev[..., :1])
-    for row_idx in range(1, n_rows):
-        row = d[..., row_idx, :]
-        first = row[..., 1:2] + softmin(torch.cat([prev[..., 0:2], zero], dim=-1), lam).unsqueeze(-1)
-        # Middle cells: with P the prefix sums of D[l, 1..M],
-        # C[l, m] = P_m + softmin_j(u_j) over j <= m, u_1 = C[l, 1] - P_1, u_j = C[l-1, j-1] - P_{j-1}.
-        prefix = row[..., 1:m + 1].cumsum(dim=-1)
-        u = torch.cat([first - prefix[..., 0:1], prev[..., 1:m] - prefix[..., 0:m - 1]], dim=-1)
-        mid = prefix - lam * torch.logcumsumexp(-u / lam, dim=-1)  # C[l, 1..M]
-        last_in = torch.cat([prev[..., m:m + 2], mid[..., -1:]], dim=-1)
-        last = row[..., m + 1:m + 2] + softmin(last_in, lam).unsqueeze(-1)
-        prev = torch.cat([zero, mid, last], dim=-1)
-    return prev[..., -1]
+    n_rows = dists.shape[-2]
+    d = dists / lam
+    prefix = d.cumsum(dim=-1)  # [..., L, M]: P_1..P_M of every row
+    log2 = torch.tensor(math.log(2.0), dtype=d.dtype, device=d.device)
+    prev_mid, prev_last = prefix[..., 0, :], prefix[..., 0, -1]  # C[0, 1..M], C[0, M+1]
+    for row in range(1, n_rows):
+        p = prefix[..., row, :]
+        # C[l, 1]: softmin(0, C[l-1, 1], 0) = -log(2 + exp(-C[l-1, 1]))
+        first = d[..., row, 0] - torch.logaddexp(-prev_mid[..., 0], log2)
+        u = torch.cat([(first - p[..., 0]).unsqueeze(-1), prev_mid[..., :-1] - p[..., :-1]], dim=-1)
+        mid = p - torch.logcumsumexp(-u, dim=-1)  # C[l, 1..M]
+        prev_last = -torch.logaddexp(torch.logaddexp(-prev_mid[..., -1], -prev_last), -mid[..., -1])
+        prev_mid = mid
+    return prev_last * lam
 
 
 def otam_pair_distance(dists: Tensor, lam: float = 0.1, bidirectional: bool = True) -> Tensor:
@@ -75,12 +75,12 @@ class OTAM(Matcher):
     OTAM(.) is the padded soft-DTW recursion of `otam_distance` with
     softmin(x) = -lam log sum exp(-x / lam).
 
-    k-shot rules: 'distance' (default; TRX/HyRSM code): the pair distances are averaged over the
+    k-shot rules: 'distance' (default; HyRSM/MoLo code): the pair distances are averaged over the
     shots of a class. 'prototype' (CLIP-FSAR): the support frame features are averaged over the
     shots first, and the query is aligned with that prototype video.
 
     Args:
-        lam: soft-min temperature lambda (0.1 in OTAM/TRX; CLIP-FSAR and D2ST use 0.5).
+        lam: soft-min temperature lambda (0.1 in the public `OTAM_cum_dist`; CLIP-FSAR and D2ST use 0.5).
         bidirectional: add the alignment of the transposed matrix (support to query), as the
             reference code does; False keeps the query-to-support direction only.
         kshot: 'distance' or 'prototype'.

@@ -87,9 +87,9 @@ class TRX(Matcher):
         if not isinstance(query, Tensor) or not isinstance(support, Tensor):
             raise TypeError("TRX takes frame features [E, N, T, D]")
         frames = query.shape[-2]
-        if frames > self.max_frames or support.shape[-2] != frames:
-            raise ValueError(f"TRX needs query and support with the same T <= max_frames={self.max_frames}; "
-                             f"got {frames} and {support.shape[-2]}")
+        if not max(self.cardinalities) <= frames <= self.max_frames or support.shape[-2] != frames:
+            raise ValueError(f"TRX needs query and support with the same T, {max(self.cardinalities)} <= T <= "
+                             f"max_frames={self.max_frames}; got {frames} and {support.shape[-2]}")
         pe = (sinusoidal_encoding(frames, self.dim) * self.pe_scale).to(query)  # computed in float64
         q = self.dropout(query + pe)  # [E, Q, T, D]
         s = self.dropout(group_by_class(support, support_labels, way) + pe)  # [E, way, K, T, D]

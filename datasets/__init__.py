@@ -1,1 +1,0 @@
-"""Dataset cards, split lists and episode locks (data, installed as `fsar_datasets`)."""

@@ -1,1 +1,0 @@
-"""Reported results and generated leaderboards (data, installed as `fsar_leaderboards`)."""

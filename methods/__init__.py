@@ -1,1 +1,0 @@
-"""Built-in fsar-bench methods, installed as `fsar_methods`; each registers through an entry point."""
