@@ -28,7 +28,7 @@ DEFAULTS: dict[str, Any] = {
     "train": {},  # training overrides for every run: steps, lr, ...
 }
 PROTOCOL_KEYS = set(DEFAULTS["protocol"])
-DATASET_KEYS = {"root", "layout"}
+DATASET_KEYS = {"root", "layout", "masks"}
 TRAIN_KEYS = {"steps", "lr", "weight_decay", "episodes_per_update", "val_every", "val_episodes",
               "train_query", "checkpoint_every", "seed"}
 
@@ -61,6 +61,10 @@ class BenchConfig:
 
     def dataset_layout(self, name: str) -> dict[str, Any] | None:
         return (self.data["datasets"].get(name) or {}).get("layout")
+
+    def dataset_masks(self, name: str) -> Path | None:
+        masks = (self.data["datasets"].get(name) or {}).get("masks")
+        return Path(os.path.expanduser(masks)) if masks else None
 
     def method_overrides(self, method: str, preset: str) -> dict[str, Any]:
         return dict(((self.data["methods"].get(method) or {}).get(preset)) or {})

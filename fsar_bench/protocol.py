@@ -209,25 +209,36 @@ class Method(nn.Module):
         self.matcher_name = name or self.default_matcher
 
     # -- the protocol --------------------------------------------------------------------------
+    def set_dataset(self, card: Any) -> None:
+        """Called with the dataset card before training (train dataset) and before evaluation (test
+        dataset); methods whose behaviour depends on it (modality, class names) read it here."""
+        self.dataset_card = card
+
     def embed(self, clips: Tensor, texts: Sequence[str] | None = None) -> Features:
         """clips [B, T, 3, H, W] (normalised) -> per-video features; must not depend on the episode."""
         raise NotImplementedError
 
-    def score_batch(self, query: Features, support: Features, support_labels: Tensor, way: int) -> Tensor:
-        """Logits [E, Q, way] of a batch of episodes; override only to fuse extra scores (e.g. text)."""
+    def score_batch(self, query: Features, support: Features, support_labels: Tensor, way: int, *,
+                    class_names: Sequence[Sequence[str]] | None = None) -> Tensor:
+        """Logits [E, Q, way] of a batch of episodes; override only to fuse extra scores (e.g. text).
+
+        `class_names[e]` are the action names of episode e's classes in label order (the evaluator
+        always passes them; zero-shot methods, whose episodes have no supports, rely on them).
+        """
         return self.matcher.score_batch(query, support, support_labels, way)
 
-    def score(self, query: Features, support: Features, support_labels: Tensor, way: int) -> Tensor:
+    def score(self, query: Features, support: Features, support_labels: Tensor, way: int, *,
+              class_names: Sequence[str] | None = None) -> Tensor:
         """Logits [Q, way] of one episode."""
         add = lambda t: t.unsqueeze(0)  # noqa: E731
-        return self.score_batch(map_features(query, add), map_features(support, add),
-                                support_labels.unsqueeze(0), way).squeeze(0)
+        return self.score_batch(map_features(query, add), map_features(support, add), support_labels.unsqueeze(0),
+                                way, class_names=[list(class_names)] if class_names is not None else None).squeeze(0)
 
     def training_loss(self, batch: EpisodeBatch) -> dict[str, Tensor]:
         """Loss of one episode: {'loss': total, other scalar parts..., 'logits': [Q, way]}."""
         support = self.embed(batch.support, batch.support_texts if self.uses_text else None)
         query = self.embed(batch.query)
-        logits = self.score(query, support, batch.support_labels, batch.way)
+        logits = self.score(query, support, batch.support_labels, batch.way, class_names=batch.class_names)
         loss = F.cross_entropy(logits, batch.query_labels)
         return {"loss": loss, "ce": loss.detach(), "logits": logits.detach()}
 
@@ -244,10 +255,13 @@ class Method(nn.Module):
     # -- descriptions --------------------------------------------------------------------------
     @classmethod
     def card(cls) -> MethodCard:
-        """The method card, read from `card.yaml` beside the method's module (if any)."""
+        """The method card: `<name>.card.yaml` or `card.yaml` beside the method's module (if any)."""
         import yaml
 
-        path = Path(inspect.getfile(cls)).with_name("card.yaml")
+        here = Path(inspect.getfile(cls))
+        path = here.with_name(f"{cls.name}.card.yaml")
+        if not path.exists():
+            path = here.with_name("card.yaml")
         data = yaml.safe_load(path.read_text()) if path.exists() else {}
         return MethodCard.from_mapping(cls.name or cls.__name__, data or {})
 

@@ -7,7 +7,9 @@ weights are labelled as such and never ranked with pretrained runs.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 from pathlib import Path
 
 import torch
@@ -81,3 +83,72 @@ def timm_backbone(name: str, weights: str | None = None, pretrained: bool = Fals
         tag = getattr(model, "pretrained_cfg", {}).get("hf_hub_id") or name
         return model, f"hub:timm/{tag}"
     return model, "random-init"
+
+
+# Tiny CLIP architectures for CPU tests and toy runs (random weights only: nothing is published
+# for them). They use the same open_clip classes as ViT-B/16 and RN50, just smaller.
+TINY_CLIP_CONFIGS = {
+    "fsar-tiny-vit": {"embed_dim": 64, "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8,
+                                                      "head_width": 32},
+                      "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2}},
+    "fsar-tiny-rn": {"embed_dim": 64, "vision_cfg": {"image_size": 32, "layers": [1, 1, 1, 1], "width": 16},
+                     "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2}},
+}
+
+
+def register_tiny_clip() -> None:
+    from open_clip import factory
+
+    for name, cfg in TINY_CLIP_CONFIGS.items():
+        if name not in factory._MODEL_CONFIGS:
+            factory._MODEL_CONFIGS[name] = cfg
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def open_clip_model(name: str, weights: str | None = None, pretrained: str | None = None) -> tuple[nn.Module, str]:
+    """An open_clip CLIP model (visual + text) and its weights source.
+
+    `weights`: a local checkpoint file (state dict of the same architecture: for OpenAI weights use
+    the '-quickgelu' model names); `pretrained`: an open_clip tag such as 'openai' or
+    'laion2b_s34b_b88k', fetched from its hub on a machine with internet.
+    """
+    import open_clip
+
+    register_tiny_clip()
+    if name not in open_clip.list_models() and name not in TINY_CLIP_CONFIGS:
+        from fsar_bench.errors import unknown
+
+        raise unknown("open_clip model", name, [*open_clip.list_models(), *TINY_CLIP_CONFIGS])
+    with _quiet_root_logger():  # open_clip warns "initialized randomly" on the root logger
+        model = open_clip.create_model(name, pretrained=None)
+    if weights:
+        try:
+            return model, load_into(model, weights, f"open_clip {name}")
+        except RuntimeError as exc:
+            raise FsarError(f"weights file {weights} does not fit open_clip {name} "
+                            f"({str(exc).splitlines()[1].strip()})", f"pass weights saved from an open_clip {name}") from None
+    if pretrained:
+        try:
+            model = open_clip.create_model(name, pretrained=pretrained)
+        except Exception as exc:  # noqa: BLE001
+            raise FsarError(f"could not fetch open_clip weights {name}/{pretrained} ({type(exc).__name__})",
+                            "pass weights=PATH to a local checkpoint, or pretrained=null (labelled random-init)") from None
+        return model, f"hub:open_clip/{name}/{pretrained}"
+    return model, "random-init"
+
+
+def clip_tokenizer(name: str):
+    import open_clip
+
+    register_tiny_clip()
+    return open_clip.get_tokenizer("ViT-B-16" if name in TINY_CLIP_CONFIGS else name)

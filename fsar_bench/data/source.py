@@ -49,15 +49,45 @@ class VideoSource:
     card: DatasetCard
     root: Path
     layout: Layout
+    mask_root: Path | None = None  # instance masks (docs/datasets.md#masks); toy datasets ship them
 
     @classmethod
     def open(cls, card: DatasetCard, config: BenchConfig, root: Path | None = None, progress=None) -> VideoSource:
         layout_override = config.dataset_layout(card.name)
         layout = Layout.from_mapping(layout_override, "bench.yaml") if layout_override else card.layout
-        return cls(card, resolve_root(card, config, root, progress), layout)
+        resolved = resolve_root(card, config, root, progress)
+        masks = config.dataset_masks(card.name) or (resolved / "masks" if card.is_toy else None)
+        return cls(card, resolved, layout, masks)
 
     def path(self, cls: str, vid: str) -> Path:
         return self.layout.path(self.root, cls, vid)
+
+    def load_masks(self, cls: str, vid: str, indices: list[int], n_frames: int | None = None):
+        """Masks [T, H, W] (float 0..1) of the frames at `indices`.
+
+        Two layouts under the mask root: `<class>/<id>.png`, one vertical strip with the mask of
+        every frame of the video stacked top to bottom; or `<class>/<id>/<frame index:05d>.png`.
+        """
+        import numpy as np
+        from PIL import Image
+
+        if self.mask_root is None:
+            raise FsarError(f"no instance masks are configured for {self.card.name}",
+                            f"set datasets.{self.card.name}.masks in bench.yaml, or turn the mask loss off")
+        strip = self.mask_root / cls / f"{vid}.png"
+        if strip.exists():
+            with Image.open(strip) as img:
+                arr = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+            n = n_frames or _frame_count(self.path(cls, vid))
+            return arr.reshape(n, arr.shape[0] // n, arr.shape[1])[indices]
+        out = []
+        for i in indices:
+            p = self.mask_root / cls / vid / f"{i:05d}.png"
+            if not p.exists():
+                raise FsarError(f"missing instance mask {p}", "write one mask per frame (docs/datasets.md#masks)")
+            with Image.open(p) as img:
+                out.append(np.asarray(img.convert("L"), dtype=np.float32) / 255.0)
+        return np.stack(out)
 
     def load(self, cls: str, vid: str, frames: int, transform: ClipTransform,
              train: bool = False, rng: random.Random | None = None) -> tuple[Tensor, list[int]]:
@@ -71,6 +101,12 @@ class VideoSource:
         return transform(raw, train=train, rng=rng), idx
 
 
+def _frame_count(path: Path) -> int:
+    from fsar_bench.data.video import num_frames
+
+    return num_frames(path)
+
+
 def _seed_int(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256("/".join(map(str, parts)).encode()).digest()[:8], "big")
 
@@ -79,8 +115,9 @@ class TrainEpisodes(torch.utils.data.Dataset):
     """Episode i of the training stream, as an `EpisodeBatch` (map-style, so any worker count works)."""
 
     def __init__(self, source: VideoSource, split: str, way: int, shot: int, query: int, length: int,
-                 seed: str, frames: int, transform: ClipTransform) -> None:
+                 seed: str, frames: int, transform: ClipTransform, with_masks: bool = False) -> None:
         self.source, self.frames, self.transform, self.seed = source, frames, transform, seed
+        self.with_masks = with_masks
         by_class = source.card.split(split).by_class
         self.split_classes = source.card.split(split).classes
         self.class_index = {c: i for i, c in enumerate(self.split_classes)}
@@ -94,19 +131,34 @@ class TrainEpisodes(torch.utils.data.Dataset):
     def episode(self, i: int) -> Episode:
         return self.sampler.episode(i)
 
+    def _clip(self, cls: str, vid: str, rng: random.Random) -> tuple[Tensor, Tensor | None]:
+        count: dict[str, int] = {}
+
+        def select(n: int) -> list[int]:
+            count["n"] = n  # the mask strip holds one mask per frame of the video
+            return sampling.train_indices(n, self.frames, rng)
+
+        raw, idx = read_frames(self.source.path(cls, vid), select)
+        masks = self.source.load_masks(cls, vid, idx, count["n"]) if self.with_masks else None
+        return self.transform.apply(raw, masks, train=True, rng=rng)
+
     def __getitem__(self, i: int) -> EpisodeBatch:
         ep = self.episode(i)
         rng = random.Random(_seed_int(self.seed, "augment", i))
+        extras: dict[str, Tensor] = {}
 
-        def clips(keys):
-            return torch.stack([self.source.load(c, v, self.frames, self.transform, True, rng)[0] for c, v, _ in keys])
+        def clips(keys, role):
+            pairs = [self._clip(c, v, rng) for c, v, _ in keys]
+            if self.with_masks:
+                extras[f"{role}_masks"] = torch.stack([m for _, m in pairs])
+            return torch.stack([x for x, _ in pairs])
 
         s_keys, q_keys = ep.support_keys(), ep.query_keys()
         return EpisodeBatch(
-            support=clips(s_keys), support_labels=torch.tensor([lab for *_, lab in s_keys]),
-            query=clips(q_keys), query_labels=torch.tensor([lab for *_, lab in q_keys]),
+            support=clips(s_keys, "support"), support_labels=torch.tensor([lab for *_, lab in s_keys]),
+            query=clips(q_keys, "query"), query_labels=torch.tensor([lab for *_, lab in q_keys]),
             way=len(ep.classes), shot=len(ep.support[0]),
             class_names=[self.source.card.text_name(c) for c in ep.classes],
             global_labels=torch.tensor([self.class_index[c] for c in ep.classes]),
-            split_class_names=self.split_names,
+            split_class_names=self.split_names, extras=extras,
         )

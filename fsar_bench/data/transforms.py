@@ -37,25 +37,36 @@ class ClipTransform:
 
     def __call__(self, frames: np.ndarray, train: bool = False, rng: random.Random | None = None) -> Tensor:
         """uint8 [T, H, W, 3] -> float [T, 3, size, size], normalised."""
+        return self.apply(frames, None, train, rng)[0]
+
+    def apply(self, frames: np.ndarray, masks: np.ndarray | None, train: bool = False,
+              rng: random.Random | None = None) -> tuple[Tensor, Tensor | None]:
+        """Transform a clip and (optionally) its per-frame masks [T, H, W] with the same geometry."""
         x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)
+        m = torch.from_numpy(np.ascontiguousarray(masks, dtype=np.float32)).unsqueeze(1) if masks is not None else None
         h, w = x.shape[-2:]
         scale = self.resize / min(h, w)
         nh, nw = max(self.size, round(h * scale)), max(self.size, round(w * scale))
         if (nh, nw) != (h, w):
             x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=scale < 1)
+        if m is not None and m.shape[-2:] != (nh, nw):
+            m = F.interpolate(m, size=(nh, nw), mode="bilinear", align_corners=False)
         if train:
             rng = rng or random.Random()
             top, left = rng.randint(0, nh - self.size), rng.randint(0, nw - self.size)
         else:
             top, left = (nh - self.size) // 2, (nw - self.size) // 2
         x = x[..., top:top + self.size, left:left + self.size]
+        if m is not None:
+            m = m[..., top:top + self.size, left:left + self.size]
         if train and self.flip and rng.random() < 0.5:
             x = x.flip(-1)
+            m = m.flip(-1) if m is not None else None
         if train and self.jitter > 0:
             x = _jitter(x, self.jitter, rng)
         mean = torch.tensor(self.mean).view(1, 3, 1, 1)
         std = torch.tensor(self.std).view(1, 3, 1, 1)
-        return (x - mean) / std
+        return (x - mean) / std, (m.squeeze(1) if m is not None else None)
 
 
 def _jitter(x: Tensor, strength: float, rng: random.Random) -> Tensor:

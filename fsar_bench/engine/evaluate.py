@@ -122,7 +122,7 @@ class EvalOptions:
 
 
 def _score_chunk(method: Method, bank: Features, index: dict[Key, int], eps: list[Episode],
-                 device: str) -> tuple[Tensor, Tensor]:
+                 device: str, text_name: Callable[[str], str]) -> tuple[Tensor, Tensor]:
     s_idx, q_idx, s_lab, q_lab = [], [], [], []
     for ep in eps:
         s_keys, q_keys = episode_keys(method, ep)
@@ -131,9 +131,12 @@ def _score_chunk(method: Method, bank: Features, index: dict[Key, int], eps: lis
         s_lab.append([lab for *_, lab in ep.support_keys()])
         q_lab.append([lab for *_, lab in ep.query_keys()])
     way = len(eps[0].classes)
-    gather = lambda idx: map_features(_gather(bank, torch.tensor(idx)), lambda t: t.to(device))  # noqa: E731
+    gather = lambda idx: map_features(_gather(bank, torch.tensor(idx, dtype=torch.long)),  # noqa: E731
+                                      lambda t: t.to(device))
+    names = [[text_name(c) for c in ep.classes] for ep in eps]
     with torch.no_grad():
-        logits = method.score_batch(gather(q_idx), gather(s_idx), torch.tensor(s_lab, device=device), way)
+        logits = method.score_batch(gather(q_idx), gather(s_idx), torch.tensor(s_lab, dtype=torch.long, device=device),
+                                    way, class_names=names)
     return logits.cpu(), torch.tensor(q_lab)
 
 
@@ -157,7 +160,7 @@ def evaluate(method: Method, source: VideoSource, episodes: EpisodeSet, store: R
                           (lambda d, t: progress("embedding videos", d, t)) if progress else None)
         for start in range(0, len(todo), opts.batch_episodes):
             eps = todo[start:start + opts.batch_episodes]
-            logits, labels = _score_chunk(method, bank, keys, eps, opts.device)
+            logits, labels = _score_chunk(method, bank, keys, eps, opts.device, source.card.text_name)
             chunk = _rows(eps, logits, labels)
             store.append(chunk) if store else rows.extend(chunk)
             if progress:
@@ -168,7 +171,7 @@ def evaluate(method: Method, source: VideoSource, episodes: EpisodeSet, store: R
             s_keys, q_keys = episode_keys(method, ep)
             local = {k: i for i, k in enumerate(s_keys + q_keys)}
             bank = embed_keys(method, source, s_keys + q_keys, transform, opts.batch_videos, opts.device)
-            logits, labels = _score_chunk(method, bank, local, [ep], opts.device)
+            logits, labels = _score_chunk(method, bank, local, [ep], opts.device, source.card.text_name)
             chunk_rows.extend(_rows([ep], logits, labels))
             if len(chunk_rows) >= opts.batch_episodes or n == len(todo):
                 store.append(chunk_rows) if store else rows.extend(chunk_rows)

@@ -175,6 +175,7 @@ def execute(spec: RunSpec, config: BenchConfig, progress: Progress | None = None
         state = TrainState()
         if do_train:
             state = _train(method, spec, train_card, config, train_cfg, run_dir, tracker, progress)
+        method.set_dataset(card)
         t0 = time.perf_counter()
         store = ResultStore(run_dir / ("episodes" if spec.cache else "episodes-nocache"))
         df = evaluate(method, source, episodes, store, EvalOptions(cache=spec.cache, device=device), progress)
@@ -213,7 +214,8 @@ def _train(method, spec: RunSpec, train_card, config: BenchConfig, train_cfg: Tr
     jitter = 0.2
     train_way = min(spec.way, len(train_card.split("train").by_class))
     episodes = TrainEpisodes(src, "train", train_way, spec.shot, train_cfg.train_query, train_cfg.steps,
-                             f"train/{train_cfg.seed}", method.frames, clip_transform(method, src, jitter))
+                             f"train/{train_cfg.seed}", method.frames, clip_transform(method, src, jitter),
+                             with_masks="masks" in method.extra_inputs)
     validate = None
     if train_cfg.val_every and "val" in train_card.split_files:
         n_val = len(train_card.split("val").by_class)
@@ -231,6 +233,7 @@ def _train(method, spec: RunSpec, train_card, config: BenchConfig, train_cfg: Tr
             tracker.log_metrics(metrics, step)
             last_logged["step"] = step
 
+    method.set_dataset(train_card)
     data = TrainData(episodes, validate, run_dir, log,
                      (lambda d, t: progress("training episodes", d, t)) if progress else None)
     return method.fit(data, train_cfg)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+import struct
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -70,8 +71,12 @@ _COUNTERS = [str(i).encode() for i in range(_TABLE)]  # decimal draw counters, p
 _LIMITS = [0] + [_TWO64 - _TWO64 % m for m in range(1, _TABLE)]  # rejection limits per range size
 
 
+def _limit(n: int) -> int:
+    return _LIMITS[n] if n < _TABLE else _TWO64 - _TWO64 % n
+
+
 class _Draws:
-    """The deterministic integer source of one episode (docs/episodes.md, "Integer source").
+    """The deterministic integer source of one episode (docs/episodes.md, section 2), drawn one by one.
 
     Draw number c (c = 0, 1, 2, ... across the whole episode, rejected draws included) is the
     first 8 bytes, big-endian, of SHA-256 of the UTF-8 bytes of f"{seed}/{episode}/{c}".
@@ -91,7 +96,7 @@ class _Draws:
 
     def below(self, n: int) -> int:
         """Uniform integer in [0, n) by rejection (no modulo bias): reject x >= 2^64 - (2^64 mod n)."""
-        limit = _TWO64 - _TWO64 % n
+        limit = _limit(n)
         while True:
             x = self.u64()
             if x < limit:
@@ -107,21 +112,24 @@ class _Draws:
         n = len(work)
         if not 0 <= k <= n:
             raise ValueError(f"cannot draw {k} of {n} items without replacement")
-        # u64/below inlined (the hot loop of `episodes verify`): exactly the draws of the methods above.
-        prefix, c, sha, counters, limits = self.prefix, self.counter, _sha256, _COUNTERS, _LIMITS
         for i in range(k):
-            m = n - i
-            limit = limits[m] if m < _TABLE else _TWO64 - _TWO64 % m
-            while True:
-                tail = counters[c] if c < _TABLE else str(c).encode()
-                c += 1
-                x = int.from_bytes(sha(prefix + tail).digest()[:8], "big")
-                if x < limit:
-                    break
-            j = i + x % m
+            j = i + self.below(n - i)
             work[i], work[j] = work[j], work[i]
-        self.counter = c
         return work[:k]
+
+
+def _take(items: Sequence[str], k: int, xs: Sequence[int], pos: int) -> list[str] | None:
+    """`_Draws.sample` on pre-drawn integers xs[pos:pos+k]; None if one of them must be rejected."""
+    work = list(items)
+    n = len(work)
+    for i in range(k):
+        m = n - i
+        x = xs[pos + i]
+        if x >= _limit(m):
+            return None
+        j = i + x % m
+        work[i], work[j] = work[j], work[i]
+    return work[:k]
 
 
 class EpisodeSampler:
@@ -133,6 +141,7 @@ class EpisodeSampler:
             raise FsarError(f"invalid episode shape way={spec.way} shot={spec.shot} query={spec.query}",
                             "use way >= 1, shot >= 0 and query >= 1")
         self.spec = spec
+        self._unpack: dict[int, Callable[[bytes], tuple[int, ...]]] = {}
         enc = lambda s: s.encode()  # noqa: E731  (order by UTF-8 bytes, locale-independent)
         self.videos = {c: sorted(v, key=enc) for c, v in by_class.items()}
         for cls, vids in self.videos.items():
@@ -151,6 +160,35 @@ class EpisodeSampler:
                             "lower --shot or --query")
 
     def episode(self, index: int) -> Episode:
+        """Episode `index`: computes the episode's way * (1 + shot + query) draws in one batch and
+        falls back to drawing one by one (`episode_reference`) in the (p < 2^-50) case that one of
+        them is rejected. Both give exactly the episode of docs/episodes.md."""
+        spec = self.spec
+        way, shot, need = spec.way, spec.shot, spec.shot + spec.query
+        n = way * (1 + need)
+        if n > _TABLE:
+            return self.episode_reference(index)
+        prefix = f"{spec.seed}/{index}/".encode()
+        unpack = self._unpack.get(n)
+        if unpack is None:
+            unpack = self._unpack[n] = struct.Struct(f">{n}Q").unpack
+        xs = unpack(b"".join([_sha256(prefix + tail).digest()[:8] for tail in _COUNTERS[:n]]))
+        classes = _take(self.classes, way, xs, 0)
+        if classes is None:
+            return self.episode_reference(index)
+        support, query = [], []
+        pos = way
+        for cls in classes:
+            picked = _take(self.videos[cls], need, xs, pos)
+            if picked is None:
+                return self.episode_reference(index)
+            pos += need
+            support.append(tuple(picked[:shot]))
+            query.append(tuple(picked[shot:]))
+        return Episode(index, tuple(classes), tuple(support), tuple(query))
+
+    def episode_reference(self, index: int) -> Episode:
+        """Episode `index` drawn one integer at a time (the spec, literally)."""
         draws = _Draws(self.spec.seed, index)
         classes = draws.sample(self.classes, self.spec.way)
         support, query = [], []
