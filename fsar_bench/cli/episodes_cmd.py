@@ -35,7 +35,8 @@ def _spec(dataset: str, split: str, way: int, shot: int, query: int, episodes: O
     if seed is None:
         if split not in card.seeds:
             raise FsarError(f"dataset {card.name} has no frozen seed for the {split} split",
-                            "pass --seed (any string; the episodes are then non-canonical)")
+                            "pass --seed (e.g. --seed train/0: the training episodes of `fsar-bench run` "
+                            "with its default seed)")
         seed = card.seeds[split]
     n = episodes if episodes is not None else DEFAULT_EPISODES.get(split, 10_000)
     return card, EpisodeSpec(card.name, split, way, shot, query, n, seed)
@@ -168,7 +169,7 @@ def export(dataset: str = _DATASET, split: str = _SPLIT, way: int = _WAY, shot: 
 
 
 def _digest_job(job: tuple) -> str:
-    """Worker: the digest of one (dataset, spec) (cards are re-read per process)."""
+    """Worker: the digest of one (dataset, spec)."""
     from fsar_bench.data.cards import get_card
     from fsar_bench.episodes.locks import make_set
 
@@ -184,9 +185,12 @@ def compute_digests(jobs: list[tuple], workers: int) -> list[str]:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    method = "fork" if "fork" in mp.get_all_start_methods() else None
-    # Largest sets first so that both workers finish together.
-    order = sorted(range(len(jobs)), key=lambda i: -jobs[i][1].episodes * (jobs[i][1].way * (1 + jobs[i][1].shot + jobs[i][1].query)))
+    def cost(i: int) -> int:  # draws of the set
+        spec = jobs[i][1]
+        return spec.episodes * spec.way * (1 + spec.shot + spec.query)
+
+    method = "fork" if "fork" in mp.get_all_start_methods() else None  # fork: no re-import per worker
+    order = sorted(range(len(jobs)), key=cost, reverse=True)  # largest first: the workers finish together
     with ProcessPoolExecutor(workers, mp_context=mp.get_context(method)) as pool:
         results = dict(zip(order, pool.map(_digest_job, [jobs[i] for i in order])))
     return [results[i] for i in range(len(jobs))]

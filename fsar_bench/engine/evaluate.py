@@ -13,7 +13,7 @@ evaluation resumes where it stopped and ends with exactly the episode count.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from torch import Tensor
 
 from fsar_bench.data.source import VideoSource
 from fsar_bench.data.transforms import ClipTransform
+from fsar_bench.engine.cache import FeatureStore, model_fingerprint
 from fsar_bench.episodes.sampler import Episode, EpisodeSet
 from fsar_bench.protocol import Features, Method, feature_batch_size, map_features
 
@@ -48,25 +49,32 @@ def episode_keys(method: Method, ep: Episode) -> tuple[list[Key], list[Key]]:
 
 
 @torch.no_grad()
-def embed_keys(method: Method, source: VideoSource, keys: list[Key], transform: ClipTransform,
-               batch_size: int = 16, device: torch.device | str = "cpu",
-               progress: Callable[[int, int], None] | None = None) -> Features:
-    """Features of `keys` stacked in their order ([len(keys), ...])."""
-    parts: list[Features] = []
-    for start in range(0, len(keys), batch_size):
-        chunk = keys[start:start + batch_size]
-        clips = torch.stack([source.load(c, v, method.frames, transform)[0] for c, v, _ in chunk]).to(device)
-        texts = [source.card.text_name(c) for c, _, r in chunk] if chunk[0][2] == "support" else None
-        parts.append(map_features(method.embed(clips, texts), lambda t: t.detach().cpu()))
-        if progress:
-            progress(min(start + batch_size, len(keys)), len(keys))
-    if isinstance(parts[0], Tensor):
-        return torch.cat(parts)  # type: ignore[arg-type]
-    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}  # type: ignore[index]
+def embed_batches(method: Method, source: VideoSource, keys: list[Key], transform: ClipTransform,
+                  batch_size: int = 16, device: torch.device | str = "cpu",
+                  progress: Callable[[int, int], None] | None = None) -> Iterator[tuple[list[Key], Features]]:
+    """Yield (keys, features [len(keys), ...]) batch by batch; supports and queries go in separate batches."""
+    done = 0
+    for role in dict.fromkeys(k[2] for k in keys):
+        same = [k for k in keys if k[2] == role]
+        for start in range(0, len(same), batch_size):
+            chunk = same[start:start + batch_size]
+            clips = torch.stack([source.load(c, v, method.frames, transform)[0] for c, v, _ in chunk]).to(device)
+            texts = [source.card.text_name(c) for c, _, _ in chunk] if role == "support" else None
+            yield chunk, map_features(method.embed(clips, texts), lambda t: t.detach().cpu())
+            done += len(chunk)
+            if progress:
+                progress(done, len(keys))
 
 
-def _gather(bank: Features, idx: Tensor) -> Features:
-    return map_features(bank, lambda t: t[idx])
+def row_key(source: VideoSource, key: Key) -> str:
+    """The cache row of a (video, role): the file's size and mtime guard against replaced videos."""
+    cls, vid, role = key
+    try:
+        st = source.path(cls, vid).stat()
+        stamp = f"{st.st_size}:{st.st_mtime_ns}"
+    except OSError:
+        stamp = "?"
+    return f"{role}|{cls}/{vid}|{stamp}"
 
 
 def _rows(eps: list[Episode], logits: Tensor, labels: Tensor) -> list[dict]:
@@ -121,18 +129,20 @@ class EvalOptions:
     device: str = "cpu"
 
 
-def _score_chunk(method: Method, bank: Features, index: dict[Key, int], eps: list[Episode],
+def _score_chunk(method: Method, store: FeatureStore, rows: dict[Key, int], eps: list[Episode],
                  device: str, text_name: Callable[[str], str]) -> tuple[Tensor, Tensor]:
     s_idx, q_idx, s_lab, q_lab = [], [], [], []
     for ep in eps:
         s_keys, q_keys = episode_keys(method, ep)
-        s_idx.append([index[k] for k in s_keys])
-        q_idx.append([index[k] for k in q_keys])
+        s_idx.append([rows[k] for k in s_keys])
+        q_idx.append([rows[k] for k in q_keys])
         s_lab.append([lab for *_, lab in ep.support_keys()])
         q_lab.append([lab for *_, lab in ep.query_keys()])
     way = len(eps[0].classes)
-    gather = lambda idx: map_features(_gather(bank, torch.tensor(idx, dtype=torch.long)),  # noqa: E731
-                                      lambda t: t.to(device))
+
+    def gather(idx: list[list[int]]) -> Features:
+        return map_features(store.gather(torch.tensor(idx, dtype=torch.long)), lambda t: t.to(device))
+
     names = [[text_name(c) for c in ep.classes] for ep in eps]
     with torch.no_grad():
         logits = method.score_batch(gather(q_idx), gather(s_idx), torch.tensor(s_lab, dtype=torch.long, device=device),
@@ -140,47 +150,63 @@ def _score_chunk(method: Method, bank: Features, index: dict[Key, int], eps: lis
     return logits.cpu(), torch.tensor(q_lab)
 
 
-def evaluate(method: Method, source: VideoSource, episodes: EpisodeSet, store: ResultStore | None = None,
-             options: EvalOptions | None = None,
+def embed_into(method: Method, source: VideoSource, keys: list[Key], store: FeatureStore, opts: EvalOptions,
+               progress: Callable[[int, int], None] | None = None) -> dict[Key, int]:
+    """Embed the keys missing from `store`; return each key's row."""
+    transform = clip_transform(method, source)
+    names = {k: row_key(source, k) for k in keys}
+    todo = [k for k in keys if names[k] not in store]
+    for chunk, feats in embed_batches(method, source, todo, transform, opts.batch_videos, opts.device, progress):
+        store.add([names[k] for k in chunk], feats)
+    return {k: store.index[names[k]] for k in keys}
+
+
+def evaluate(method: Method, source: VideoSource, episodes: EpisodeSet, results: ResultStore | None = None,
+             options: EvalOptions | None = None, cache_dir: Path | None = None,
              progress: Callable[[str, int, int], None] | None = None) -> pd.DataFrame:
-    """Score every episode of `episodes` (skipping those already in `store`); returns all results."""
+    """Score every episode of `episodes` (skipping those already in `results`); returns all results.
+
+    With `cache_dir`, embeddings persist under `cache_dir/<model fingerprint>` and are reused by
+    reruns, resumed runs and sweeps; without it they live in memory (spilling to a temp file).
+    """
     opts = options or EvalOptions()
     method.eval().to(opts.device)
-    transform = clip_transform(method, source)
-    done = store.done() if store else set()
+    done = results.done() if results else set()
     todo = [ep for ep in episodes if ep.index not in done]
-    rows: list[dict] = []
+    rows_out: list[dict] = []
+
+    def emit(chunk: list[dict]) -> None:
+        results.append(chunk) if results else rows_out.extend(chunk)
+
     if todo and opts.cache:
-        keys: dict[Key, int] = {}
+        keys: dict[Key, None] = {}
         for ep in todo:
-            for k in (k for part in episode_keys(method, ep) for k in part):
-                keys.setdefault(k, len(keys))
-        key_list = list(keys)
-        bank = embed_keys(method, source, key_list, transform, opts.batch_videos, opts.device,
+            for part in episode_keys(method, ep):
+                keys.update(dict.fromkeys(part))
+        folder = cache_dir / model_fingerprint(method, clip_transform(method, source).key) if cache_dir else None
+        store = FeatureStore(folder)
+        rows = embed_into(method, source, list(keys), store, opts,
                           (lambda d, t: progress("embedding videos", d, t)) if progress else None)
         for start in range(0, len(todo), opts.batch_episodes):
             eps = todo[start:start + opts.batch_episodes]
-            logits, labels = _score_chunk(method, bank, keys, eps, opts.device, source.card.text_name)
-            chunk = _rows(eps, logits, labels)
-            store.append(chunk) if store else rows.extend(chunk)
+            emit(_rows(eps, *_score_chunk(method, store, rows, eps, opts.device, source.card.text_name)))
             if progress:
                 progress("scoring episodes", min(start + len(eps), len(todo)), len(todo))
-    elif todo:
-        chunk_rows: list[dict] = []
+    elif todo:  # the reference protocol: every episode embeds its own videos
+        pending: list[dict] = []
         for n, ep in enumerate(todo, 1):
             s_keys, q_keys = episode_keys(method, ep)
-            local = {k: i for i, k in enumerate(s_keys + q_keys)}
-            bank = embed_keys(method, source, s_keys + q_keys, transform, opts.batch_videos, opts.device)
-            logits, labels = _score_chunk(method, bank, local, [ep], opts.device, source.card.text_name)
-            chunk_rows.extend(_rows([ep], logits, labels))
-            if len(chunk_rows) >= opts.batch_episodes or n == len(todo):
-                store.append(chunk_rows) if store else rows.extend(chunk_rows)
-                chunk_rows = []
+            store = FeatureStore()
+            rows = embed_into(method, source, list(dict.fromkeys(s_keys + q_keys)), store, opts)
+            pending.extend(_rows([ep], *_score_chunk(method, store, rows, [ep], opts.device, source.card.text_name)))
+            if len(pending) >= opts.batch_episodes or n == len(todo):
+                emit(pending)
+                pending = []
             if progress:
                 progress("embedding and scoring episodes", n, len(todo))
-    if store:
-        return store.frame()
-    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    if results:
+        return results.frame()
+    return pd.DataFrame(rows_out, columns=RESULT_COLUMNS)
 
 
 def accuracy_summary(df: pd.DataFrame) -> dict[str, float]:

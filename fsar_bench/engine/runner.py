@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 
 from fsar_bench.config import BenchConfig
 from fsar_bench.data.cards import get_card
-from fsar_bench.data.source import TrainEpisodes, VideoSource
+from fsar_bench.data.source import TrainEpisodes, VideoSource, _seed_int
 from fsar_bench.engine.evaluate import EvalOptions, ResultStore, accuracy_summary, clip_transform, evaluate
 from fsar_bench.engine.train import TrainConfig, TrainData, TrainState, mean_tail
 from fsar_bench.envinfo import environment
@@ -134,9 +135,10 @@ def execute(spec: RunSpec, config: BenchConfig, progress: Progress | None = None
     overrides = {**config.method_overrides(spec.method, preset), **spec.overrides}
     if spec.frames is not None:
         overrides["frames"] = spec.frames
-    method = create_method(spec.method, preset, matcher=spec.matcher, **overrides)
     device = _device(config)
     train_cfg = _train_config(cls, preset, config, spec, device)
+    torch.manual_seed(_seed_int(train_cfg.seed, "init") % (2**63))  # random-init weights are reproducible too
+    method = create_method(spec.method, preset, matcher=spec.matcher, **overrides)
     do_train = not spec.no_train and train_cfg.steps > 0 and spec.shot > 0
 
     episodes, missing = _filtered_set(card, ep_spec, source, spec.allow_missing)
@@ -178,7 +180,8 @@ def execute(spec: RunSpec, config: BenchConfig, progress: Progress | None = None
         method.set_dataset(card)
         t0 = time.perf_counter()
         store = ResultStore(run_dir / ("episodes" if spec.cache else "episodes-nocache"))
-        df = evaluate(method, source, episodes, store, EvalOptions(cache=spec.cache, device=device), progress)
+        df = evaluate(method, source, episodes, store, EvalOptions(cache=spec.cache, device=device),
+                      cache_dir=config.results_dir / "cache", progress=progress)
         eval_seconds = time.perf_counter() - t0
         if len(df) != spec.episodes:
             raise RuntimeError(f"evaluation produced {len(df)} episodes, expected {spec.episodes}")

@@ -119,17 +119,24 @@ class _Draws:
 
 
 def _take(items: Sequence[str], k: int, xs: Sequence[int], pos: int) -> list[str] | None:
-    """`_Draws.sample` on pre-drawn integers xs[pos:pos+k]; None if one of them must be rejected."""
-    work = list(items)
-    n = len(work)
+    """`_Draws.sample` on pre-drawn integers xs[pos:pos+k]; None if one of them must be rejected.
+
+    Sparse Fisher-Yates: `moved` holds only the positions whose content changed, so a step costs
+    O(1) however long `items` is. Position i is final after step i and is never read again.
+    """
+    n = len(items)
+    moved: dict[int, int] = {}
+    out = []
     for i in range(k):
         m = n - i
         x = xs[pos + i]
-        if x >= _limit(m):
+        if x >= (_LIMITS[m] if m < _TABLE else _TWO64 - _TWO64 % m):
             return None
         j = i + x % m
-        work[i], work[j] = work[j], work[i]
-    return work[:k]
+        vj = moved.get(j, j)
+        moved[j] = moved.get(i, i)
+        out.append(items[vj])
+    return out
 
 
 class EpisodeSampler:

@@ -1,0 +1,133 @@
+"""`fsar-bench profile METHOD`: parameters, FLOPs, latency and peak memory of one episode."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from fsar_bench.cli.run_cmd import parse_sets
+from fsar_bench.errors import FsarError
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise FsarError(f"--device {name} asked for, but no CUDA device is available", "pass --device cpu")
+    return name
+
+
+def _random_weights_overrides(method: str, preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """`pretrained` off for the full preset (FLOPs, latency and memory do not depend on weights)."""
+    from fsar_bench.registry import method_class
+
+    if preset != "full" or "pretrained" in overrides:
+        return {}
+    cls = method_class(method)
+    if "pretrained" not in inspect.signature(cls.__init__).parameters:
+        return {}
+    value = cls.presets.get(preset, {}).get("pretrained")
+    # timm-style methods take a bool, open_clip-style ones a tag (None = random init).
+    return {"pretrained": False if isinstance(value, bool) else None}
+
+
+def build_method(method: str, preset: str, matcher: str | None, overrides: dict[str, Any]):
+    from fsar_bench.registry import create_method
+
+    extra = _random_weights_overrides(method, preset, overrides)
+    try:
+        return create_method(method, preset, matcher=matcher, **{**overrides, **extra})
+    except FsarError as exc:
+        if "fetch" in exc.problem:  # a pretrained download attempted (offline, hub down)
+            raise FsarError(f"building {method} ({preset} preset) tried to fetch pretrained weights "
+                            f"({exc.problem})",
+                            "profiling does not need them: add --set pretrained=false (or the method's own "
+                            "weights option set to null)") from None
+        raise
+
+
+def _table(result: dict[str, Any], title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    g = 1e9
+    table = Table(title=title, show_header=False)
+    table.add_row("episode", f"{result['way']}-way {result['shot']}-shot, {result['query']} query/class: "
+                  f"{result['videos_per_episode']} videos of {result['frames']} x {result['image_size']}px frames")
+    table.add_row("parameters", f"{result['params_total'] / 1e6:.2f} M total, "
+                  f"{result['params_trainable'] / 1e6:.2f} M trainable")
+    table.add_row("GFLOPs / video", f"{result['flops_per_video'] / g:.3f}  (embed of one video; FLOPs = 2 x MACs)")
+    table.add_row("GFLOPs / episode", f"{result['flops_per_episode'] / g:.3f}  (embed supports "
+                  f"{result['flops_embed_support'] / g:.3f} + queries {result['flops_embed_query'] / g:.3f} + "
+                  f"matcher {result['flops_matcher'] / g:.4f})")
+    table.add_row("GMACs / frame", f"{result['gmacs_per_frame']:.3f}")
+    table.add_row("latency / episode", f"{result['latency_ms_median']:.1f} ms median, "
+                  f"{result['latency_ms_p90']:.1f} ms p90 ({result['repeats']} runs after {result['warmup']} warm-up)")
+    where = {"cuda_max_allocated": "CUDA max allocated", "cpu_vmhwm": "process peak RSS",
+             "cpu_maxrss": "process peak RSS since start"}.get(result["peak_memory_source"], result["peak_memory_source"])
+    table.add_row("peak memory", f"{result['peak_memory_mb']:.0f} MB ({where})")
+    table.add_row("weights", str(result.get("weights_source", "")))
+    table.add_row("hardware", result["hardware_key"])
+    Console().print(table)
+
+
+def profile(
+    method: str = typer.Argument(..., help="registered method name (`fsar-bench list methods`)"),
+    preset: str = typer.Option("full", help="method preset: 'full' (paper) or 'tiny' (CPU)"),
+    matcher: Optional[str] = typer.Option(None, help="swap the method's matcher, e.g. trx"),
+    way: int = typer.Option(5, help="classes per episode"),
+    shot: int = typer.Option(1, help="support videos per class (0 = zero-shot)"),
+    query: int = typer.Option(1, help="query videos per class"),
+    frames: Optional[int] = typer.Option(None, help="frames per video (overrides the preset)"),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="frame size in pixels (overrides the preset)"),
+    set_: list[str] = typer.Option([], "--set", help="method hyperparameter override key=value (repeatable)"),
+    repeats: int = typer.Option(5, help="timed episodes (after 2 warm-up episodes)"),
+    warmup: int = typer.Option(2, help="untimed warm-up episodes"),
+    batch_videos: Optional[int] = typer.Option(None, "--batch-videos", help="videos per embed call "
+                                               "(default: all supports in one call, all queries in one)"),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="also write the profile to this JSON file"),
+) -> None:
+    """Profile METHOD on one random episode: parameters, FLOPs, latency, peak memory.
+
+    The full preset is profiled with random weights (pretrained off): the costs do not depend on them.
+
+    Examples:
+
+      fsar-bench profile protonet
+
+      fsar-bench profile protonet --preset tiny --matcher otam --json profile.json
+
+      fsar-bench profile protonet --frames 16 --way 5 --shot 5
+    """
+    from fsar_bench.profile import profile_method
+
+    if way < 1 or shot < 0 or query < 1 or repeats < 1 or warmup < 0:
+        raise FsarError(f"--way {way} --shot {shot} --query {query} --repeats {repeats} --warmup {warmup} is not "
+                        "a valid profile", "use way >= 1, shot >= 0, query >= 1, repeats >= 1, warmup >= 0")
+    overrides = parse_sets(set_)
+    if frames is not None:
+        overrides["frames"] = frames
+    if image_size is not None:
+        overrides["image_size"] = image_size
+    dev = _device(device)
+    m = build_method(method, preset, matcher, overrides)
+    result = profile_method(m, way=way, shot=shot, query=query, device=dev, warmup=warmup, repeats=repeats,
+                            batch_videos=batch_videos)
+    result = {"method": method, "matcher": getattr(m, "matcher_name", ""), "preset": preset,
+              "weights_source": m.weights_source, **result}
+    _table(result, f"{method} ({result['matcher']}, {preset} preset) efficiency profile")
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+        typer.echo(f"wrote {json_out}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="profile")(profile)
