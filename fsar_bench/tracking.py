@@ -68,6 +68,15 @@ class Tracker:
         self.log_params(params)
         return self.run_id
 
+    def mark_stale_runs_killed(self, run_key: str) -> int:
+        """Runs of this run key still RUNNING belong to a process that died (kill -9, power loss):
+        record them as KILLED before the resumed run starts."""
+        stale = self.client.search_runs([self.experiment_id],
+                                        filter_string=f"tags.`fsar.run_key` = '{run_key}' and attributes.status = 'RUNNING'")
+        for run in stale:
+            self.client.set_terminated(run.info.run_id, status="KILLED")
+        return len(stale)
+
     def log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
 

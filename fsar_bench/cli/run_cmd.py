@@ -41,6 +41,7 @@ def run(
     no_train: bool = typer.Option(False, "--no-train", help="evaluate the initial weights"),
     no_cache: bool = typer.Option(False, "--no-cache", help="reference protocol: re-embed every episode's videos"),
     allow_missing: bool = typer.Option(False, "--allow-missing", help="run despite missing videos (non-canonical)"),
+    episode_batch: int = typer.Option(500, help="episodes scored per matcher call (and per results chunk)"),
     root: Optional[Path] = typer.Option(None, help="test dataset root (overrides bench.yaml)"),
     train_root: Optional[Path] = typer.Option(None, help="training dataset root (cross-dataset)"),
     config: Optional[Path] = typer.Option(None, help="bench.yaml to read (default ./bench.yaml)"),
@@ -74,6 +75,7 @@ def run(
         matcher=matcher, overrides=parse_sets(set_), frames=frames, train_dataset=train_dataset, train=train,
         no_train=no_train, cache=not no_cache, allow_missing=allow_missing,
         root=str(root) if root else None, train_root=str(train_root) if train_root else None,
+        episode_batch=episode_batch,
     )
     with stage_progress() as progress:
         result = execute(spec, cfg, progress=progress)

@@ -55,10 +55,11 @@ class RunSpec:
     episode_seed: str | None = None  # another seed makes the run non-canonical
     root: str | None = None
     train_root: str | None = None
+    episode_batch: int = 500  # episodes per matcher call and per results chunk (memory, not results)
 
     def key(self) -> str:
         data = asdict(self)
-        for k in ("root", "train_root"):
+        for k in ("root", "train_root", "episode_batch"):
             data.pop(k)
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
@@ -169,7 +170,8 @@ def execute(spec: RunSpec, config: BenchConfig, progress: Progress | None = None
     tags = {"fsar.run_key": spec.key(), "fsar.canonical": str(canonical).lower(),
             "fsar.weights": "random-init" if method.weights_source == "random-init" else "pretrained",
             "fsar.setting": f"{spec.way}w{spec.shot}s", "fsar.dataset": card.name, "fsar.method": spec.method}
-    run_id = tracker.start(name, params, tags)
+    resumed = tracker.mark_stale_runs_killed(spec.key())
+    run_id = tracker.start(name, params, {**tags, "fsar.resumed": str(bool(resumed)).lower()})
     log(f"run {name} ({'canonical' if canonical else 'NON-CANONICAL: ' + why}; weights {method.weights_source}; "
         f"preset {preset}) -> {run_dir}")
     status = "FAILED"
@@ -180,7 +182,7 @@ def execute(spec: RunSpec, config: BenchConfig, progress: Progress | None = None
         method.set_dataset(card)
         t0 = time.perf_counter()
         store = ResultStore(run_dir / ("episodes" if spec.cache else "episodes-nocache"))
-        df = evaluate(method, source, episodes, store, EvalOptions(cache=spec.cache, device=device),
+        df = evaluate(method, source, episodes, store, EvalOptions(cache=spec.cache, device=device, batch_episodes=spec.episode_batch),
                       cache_dir=config.results_dir / "cache", progress=progress)
         eval_seconds = time.perf_counter() - t0
         if len(df) != spec.episodes:
