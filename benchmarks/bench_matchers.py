@@ -8,8 +8,8 @@ class; T = 8 frames, D = 2048; SCA on P = 49 patches) a fresh worker process bui
 random float32 episodes, scores it with the vectorised matcher under `torch.no_grad()` and
 reports:
 
-* pairs/s: scored (query, support video) pairs per second, E * Q * S / time (median of >= 2
-  timed runs after one untimed run);
+* pairs/s: scored (query, support video) pairs per second, E * Q * S / time (best of 2 to 5
+  timed runs after one untimed run: the minimum is the least disturbed by other load);
 * peak RSS: the rise of the process's resident set (VmHWM, reset through /proc/self/clear_refs)
   during one scoring of the batch, inputs excluded;
 * the loop reference of `fsar_bench.matchers._loops` on the first episode (fewer queries for the
@@ -133,7 +133,7 @@ def worker(name: str, setting: str, quick: bool) -> dict:
             t0 = time.perf_counter()
             matcher.score_batch(query, support, labels, way)
             times.append(time.perf_counter() - t0)
-        vec_time = statistics.median(times)
+        vec_time = min(times)
 
         n_q = LOOP_QUERIES[name] or way
         first = lambda t: t[:1, :n_q]  # noqa: E731

@@ -26,6 +26,13 @@ DEFAULTS: dict[str, Any] = {
     "datasets": {},  # name -> {root: PATH, layout: {kind, pattern}}
     "methods": {},  # name -> {preset name -> {hyperparameter: value}}
     "train": {},  # training overrides for every run: steps, lr, ...
+    "sweeps": {  # suite definitions of `fsar-bench sweep KIND`
+        "nway": {"ways": [5, 6, 7, 8, 9, 10], "shot": 1},
+        "shot": {"shots": [1, 3, 5], "way": 5},
+        "frames": {"frames": [2, 4, 6, 8, 10]},
+        "cross-dataset": {"pairs": [["kinetics100", "hmdb51"], ["kinetics100", "ssv2_small"]]},
+        "efficiency": {"methods": ["protonet"]},
+    },
 }
 PROTOCOL_KEYS = set(DEFAULTS["protocol"])
 DATASET_KEYS = {"root", "layout", "masks"}
@@ -70,10 +77,13 @@ class BenchConfig:
         return dict(((self.data["methods"].get(method) or {}).get(preset)) or {})
 
 
+DEEP = {"protocol", "sweeps"}  # keys whose mappings merge with the defaults instead of replacing them
+
+
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
     for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(out.get(k), dict) and isinstance(v, dict) and k == "protocol" else v
+        out[k] = {**out[k], **v} if k in DEEP and isinstance(v, dict) else v
     return out
 
 
@@ -87,6 +97,9 @@ def _validate(data: dict[str, Any], where: str) -> None:
     for key in data.get("train") or {}:
         if key not in TRAIN_KEYS:
             raise unknown(f"train key in {where},", key, TRAIN_KEYS)
+    for name in data.get("sweeps") or {}:
+        if name not in DEFAULTS["sweeps"]:
+            raise unknown(f"sweep in {where},", name, DEFAULTS["sweeps"])
     for name, entry in (data.get("datasets") or {}).items():
         if not isinstance(entry, dict):
             raise FsarError(f"datasets.{name} in {where} is not a mapping", "write it as {root: PATH}")

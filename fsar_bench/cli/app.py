@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from fsar_bench.cli import data_cmd, episodes_cmd, listing, run_cmd
+from fsar_bench.cli import compare_cmd, data_cmd, episodes_cmd, listing, profile_cmd, run_cmd, sweep_cmd
 
 app = typer.Typer(
     name="fsar-bench",
@@ -23,3 +23,6 @@ app.add_typer(listing.app, name="list")
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(episodes_cmd.app, name="episodes")
 run_cmd.register(app)
+sweep_cmd.register(app)
+profile_cmd.register(app)
+compare_cmd.register(app)

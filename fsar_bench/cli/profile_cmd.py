@@ -56,6 +56,8 @@ def _table(result: dict[str, Any], title: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from fsar_bench.profile import format_count
+
     g = 1e9
     table = Table(title=title, show_header=False)
     table.add_row("episode", f"{result['way']}-way {result['shot']}-shot, {result['query']} query/class: "
@@ -65,12 +67,13 @@ def _table(result: dict[str, Any], title: str) -> None:
     table.add_row("GFLOPs / video", f"{result['flops_per_video'] / g:.3f}  (embed of one video; FLOPs = 2 x MACs)")
     table.add_row("GFLOPs / episode", f"{result['flops_per_episode'] / g:.3f}  (embed supports "
                   f"{result['flops_embed_support'] / g:.3f} + queries {result['flops_embed_query'] / g:.3f} + "
-                  f"matcher {result['flops_matcher'] / g:.4f})")
-    table.add_row("GMACs / frame", f"{result['gmacs_per_frame']:.3f}")
+                  f"matcher {format_count(result['flops_matcher'], 'FLOPs')})")
+    table.add_row("GMACs / frame", f"{result['gmacs_per_frame']:.4g}")
     table.add_row("latency / episode", f"{result['latency_ms_median']:.1f} ms median, "
                   f"{result['latency_ms_p90']:.1f} ms p90 ({result['repeats']} runs after {result['warmup']} warm-up)")
+    source = result["peak_memory_source"]
     where = {"cuda_max_allocated": "CUDA max allocated", "cpu_vmhwm": "process peak RSS",
-             "cpu_maxrss": "process peak RSS since start"}.get(result["peak_memory_source"], result["peak_memory_source"])
+             "cpu_maxrss": "process peak RSS since start"}.get(source, source)
     table.add_row("peak memory", f"{result['peak_memory_mb']:.0f} MB ({where})")
     table.add_row("weights", str(result.get("weights_source", "")))
     table.add_row("hardware", result["hardware_key"])

@@ -31,6 +31,9 @@ from fsar_bench.errors import FsarError
 from fsar_bench.registry import create_method, method_class
 
 Progress = Callable[[str, int, int], None]
+# efficiency fields of fsar_bench.profile.profile_method logged with every run
+PROFILE_FIELDS = ("flops_per_video", "flops_per_episode", "flops_matcher", "gmacs_per_frame", "latency_ms_median",
+                  "latency_ms_p90", "peak_memory_mb")
 
 
 @dataclass
@@ -56,6 +59,7 @@ class RunSpec:
     root: str | None = None
     train_root: str | None = None
     episode_batch: int = 500  # episodes per matcher call and per results chunk (memory, not results)
+    init_from: str | None = None  # start from these weights (a trained run's final.pt; sweeps re-score with it)
 
     def key(self) -> str:
         data = asdict(self)
@@ -115,7 +119,7 @@ def _train_config(cls, preset: str, config: BenchConfig, spec: RunSpec, device: 
 
 
 def execute(spec: RunSpec, config: BenchConfig, progress: Progress | None = None,
-            log: Callable[[str], None] = print) -> RunResult:
+            log: Callable[[str], None] = print, parent_run_id: str | None = None) -> RunResult:
     card = get_card(spec.dataset)
     train_card = get_card(spec.train_dataset or spec.dataset)
     card.check_disjoint()
@@ -140,6 +144,10 @@ def execute(spec: RunSpec, config: BenchConfig, progress: Progress | None = None
     train_cfg = _train_config(cls, preset, config, spec, device)
     torch.manual_seed(_seed_int(train_cfg.seed, "init") % (2**63))  # random-init weights are reproducible too
     method = create_method(spec.method, preset, matcher=spec.matcher, **overrides)
+    if spec.init_from:
+        from fsar_bench.weights import read_state_dict
+
+        method.load_state_dict(read_state_dict(spec.init_from))
     do_train = not spec.no_train and train_cfg.steps > 0 and spec.shot > 0
 
     episodes, missing = _filtered_set(card, ep_spec, source, spec.allow_missing)
@@ -164,14 +172,14 @@ def execute(spec: RunSpec, config: BenchConfig, progress: Progress | None = None
         "frames": method.frames, "image_size": method.image_size, "episodes": spec.episodes,
         "episode_seed": test_seed, "episode_digest": episodes.digest, "canonical": canonical,
         "train_seed": train_cfg.seed, "weights_source": method.weights_source, "run_key": spec.key(),
-        "cache": spec.cache, **{f"hp.{k}": v for k, v in method.hparams.items()},
+        "cache": spec.cache, "init_from": spec.init_from or "", "trained": do_train, **{f"hp.{k}": v for k, v in method.hparams.items()},
         **{f"train.{k}": v for k, v in asdict(train_cfg).items()}, **env,
     }
     tags = {"fsar.run_key": spec.key(), "fsar.canonical": str(canonical).lower(),
             "fsar.weights": "random-init" if method.weights_source == "random-init" else "pretrained",
             "fsar.setting": f"{spec.way}w{spec.shot}s", "fsar.dataset": card.name, "fsar.method": spec.method}
     resumed = tracker.mark_stale_runs_killed(spec.key())
-    run_id = tracker.start(name, params, {**tags, "fsar.resumed": str(bool(resumed)).lower()})
+    run_id = tracker.start(name, params, {**tags, "fsar.resumed": str(bool(resumed)).lower()}, parent=parent_run_id)
     log(f"run {name} ({'canonical' if canonical else 'NON-CANONICAL: ' + why}; weights {method.weights_source}; "
         f"preset {preset}) -> {run_dir}")
     status = "FAILED"
@@ -197,11 +205,18 @@ def execute(spec: RunSpec, config: BenchConfig, progress: Progress | None = None
             "val_best": state.best_val, "val_best_step": state.best_step, "eval_seconds": eval_seconds,
             "run_key": spec.key(), "mlflow_run_id": run_id, "environment": env,
         }
+        from fsar_bench.profile import profile_method
+
+        profile = profile_method(method, way=spec.way, shot=spec.shot, query=spec.query, device=device,
+                                 warmup=1, repeats=3)
+        summary.update({k: profile[k] for k in PROFILE_FIELDS if k in profile})
+        summary["hardware_key"] = profile.get("hardware_key", "")
         df.to_parquet(run_dir / "episodes.parquet", index=False)
         _atomic_json(summary, run_dir / "summary.json")
         tracker.log_metrics({k: summary[k] for k in ("accuracy", "accuracy_std", "ci95", "episodes",
                                                      "train_seconds", "eval_seconds", "params_total",
-                                                     "params_trainable")})
+                                                     "params_trainable", *PROFILE_FIELDS) if k in summary})
+        tracker.set_tags({"fsar.hardware": summary["hardware_key"][:250]})
         tracker.log_artifact(run_dir / "episodes.parquet")
         tracker.log_artifact(run_dir / "summary.json")
         status = "FINISHED"

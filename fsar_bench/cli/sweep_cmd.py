@@ -1,0 +1,69 @@
+"""`fsar-bench sweep nway|shot|frames|cross-dataset|efficiency`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def sweep(
+    kind: str = typer.Argument(..., help="nway | shot | frames | cross-dataset | efficiency (suites in bench.yaml)"),
+    method: str = typer.Option("protonet", help="method to sweep (efficiency: the suite's method list)"),
+    dataset: str = typer.Option("toy-motion", "--dataset", "-d", help="test dataset (cross-dataset: from the suite)"),
+    preset: Optional[str] = typer.Option(None, help="method preset (default: tiny on toy data, full on real data)"),
+    matcher: Optional[str] = typer.Option(None, help="swap the matcher"),
+    episodes: Optional[int] = typer.Option(None, help="test episodes per point (canonical: 10000)"),
+    steps: Optional[int] = typer.Option(None, help="training episodes per trained point"),
+    set_: list[str] = typer.Option([], "--set", help="method hyperparameter override key=value (repeatable)"),
+    retrain: bool = typer.Option(False, help="N-way/shot sweeps: train every point instead of re-scoring"),
+    plot_dir: Optional[Path] = typer.Option(None, help="where the plot goes (default <results_dir>/sweeps)"),
+    config: Optional[Path] = typer.Option(None, help="bench.yaml to read"),
+    results_dir: Optional[Path] = typer.Option(None, help="where run folders go"),
+    tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI"),
+) -> None:
+    """Run an experiment suite: one MLflow parent run, a child run per point, and a plot.
+
+    Examples:
+
+      fsar-bench sweep nway --method protonet --dataset toy-motion
+
+      fsar-bench sweep frames --method dmgal_ft --dataset ssv2_small
+
+      fsar-bench sweep cross-dataset --method i2st
+    """
+    from fsar_bench.cli.run_cmd import parse_sets
+    from fsar_bench.config import load_config
+    from fsar_bench.engine.runner import RunSpec
+    from fsar_bench.engine.sweep import run_sweep
+    from fsar_bench.ui import stage_progress
+
+    cfg = load_config(config)
+    if results_dir:
+        cfg.data["results_dir"] = str(results_dir)
+    if tracking_uri:
+        cfg.data["tracking_uri"] = tracking_uri
+    proto = cfg["protocol"]
+    base = RunSpec(method=method, dataset=dataset, way=proto["way"], shot=proto["shot"], query=proto["query"],
+                   episodes=episodes or proto["test_episodes"], preset=preset, matcher=matcher,
+                   overrides=parse_sets(set_), train={"steps": steps} if steps is not None else {})
+    with stage_progress() as progress:
+        result = run_sweep(kind, base, cfg, retrain=retrain, plot_dir=plot_dir, progress=progress)
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{kind} sweep (MLflow parent run {result.parent_run_id})")
+    for col in ("point", "accuracy (95% CI)", "episodes", "canonical", "trained"):
+        table.add_column(col)
+    for p in result.points:
+        s = p.result.summary
+        table.add_row(p.label, f"{s['accuracy']:.2f} ± {s['ci95']:.2f}", str(s["episodes"]),
+                      "yes" if s["canonical"] else "no", "yes" if s["train_steps"] else "re-scored")
+    Console().print(table)
+    if result.plot:
+        print(f"plot: {result.plot}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="sweep")(sweep)

@@ -1,0 +1,462 @@
+"""Reproduced rows: fsar-bench runs read from MLflow (or from a runs snapshot file).
+
+Rules (docs/leaderboard.md):
+
+* Only FINISHED runs with the `fsar.run_key` tag count. Runs with the same run key are reruns of
+  the same spec: the latest finished one (end time, then start time) is kept.
+* A run is *ranked* only if it is canonical (tag `fsar.canonical` = true), its episode digest is
+  the digest locked today for its dataset and setting, and it was trained and tested on the same
+  dataset. Everything else is *listed apart*, unranked, with the reason.
+* Ranking happens within a weights class: runs with pretrained weights are ranked in the main
+  table; runs whose weights are `random-init` (every toy-dataset run: the tiny backbones have no
+  pretrained weights) are ranked in a separate table and never mixed with pretrained runs.
+* Within one ranked table, rows share a *tier* when a paired sign-flip test on their per-episode
+  accuracies cannot separate them from the tier's head (`fsar_bench.results.stats.tiers`).
+
+A snapshot file (`save_snapshot` / `load_snapshot`, JSON) holds the runs of a leaderboard with
+their per-episode results, so that a leaderboard can be regenerated without the MLflow store:
+the committed `leaderboards/<dataset>.md` files are rendered from `leaderboards/runs/<dataset>.json`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fsar_bench.errors import FsarError
+
+SNAPSHOT_FORMAT = "fsar-leaderboard-runs/1"
+CANONICAL_QUERY = 1
+CANONICAL_EPISODES = 10_000
+TIER_ALPHA = 0.05
+TIER_PERMUTATIONS = 10_000
+TIER_SEED = 0
+
+_TIER_CACHE: dict[tuple, list[int]] = {}
+
+PRETRAINED = "pretrained"
+RANDOM_INIT = "random-init"
+
+
+@dataclass
+class RunRecord:
+    """One (deduplicated) fsar-bench run, as a leaderboard sees it."""
+
+    run_key: str
+    run_id: str
+    method: str
+    dataset: str
+    setting: str
+    way: int
+    shot: int
+    query: int = 1
+    episodes: int = 0
+    matcher: str = ""
+    preset: str = ""
+    backbone: str = ""
+    train_dataset: str = ""
+    frames: int | None = None
+    episode_seed: str = ""
+    digest: str = ""
+    canonical: bool = False
+    weights: str = RANDOM_INIT  # 'pretrained' | 'random-init'
+    weights_source: str = ""
+    accuracy: float = float("nan")  # %
+    ci95: float = float("nan")  # half-width, %
+    accuracy_std: float = float("nan")
+    params_total: float | None = None
+    params_trainable: float | None = None
+    flops_per_video: float | None = None
+    flops_per_episode: float | None = None
+    end_time: int = 0  # ms; only for choosing the latest rerun (never rendered, never saved)
+    start_time: int = 0
+    # per-episode accuracies (fractions) and their episode numbers; None when not loaded
+    per_episode: np.ndarray | None = field(default=None, repr=False)
+    episode_ids: np.ndarray | None = field(default=None, repr=False)
+
+
+@dataclass
+class RankedRow:
+    run: RunRecord
+    rank: int
+    tier: int | None  # None: per-episode results unavailable (not tiered)
+
+
+@dataclass
+class UnrankedRow:
+    run: RunRecord
+    reason: str
+
+
+@dataclass
+class Sections:
+    """The reproduced rows of one dataset and setting."""
+
+    dataset: str
+    setting: str
+    canonical_digest: str | None
+    lock_key: str | None
+    pretrained: list[RankedRow] = field(default_factory=list)
+    random_init: list[RankedRow] = field(default_factory=list)
+    unranked: list[UnrankedRow] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def warn(msg: str) -> None:
+    print(f"warning: {msg}", file=sys.stderr)
+
+
+# -- MLflow -------------------------------------------------------------------------------------
+
+def _num(value: Any) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(out) else out
+
+
+def _int(value: Any, default: int = 0) -> int:
+    out = _num(value)
+    return int(out) if out is not None else default
+
+
+def weights_class(tag: str | None, source: str | None) -> str:
+    """'random-init' when either the tag or the weights source says so (conservative)."""
+    if (tag or "").strip() == RANDOM_INIT or (source or "").strip() in (RANDOM_INIT, ""):
+        return RANDOM_INIT
+    return PRETRAINED
+
+
+def record_from_mlflow(run: Any) -> RunRecord | None:
+    """A RunRecord from an `mlflow.entities.Run`; None when it is not an fsar-bench benchmark run."""
+    tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
+    key = tags.get("fsar.run_key") or params.get("run_key")
+    dataset = tags.get("fsar.dataset") or params.get("dataset")
+    if not key or not dataset:
+        return None
+    way, shot = _int(params.get("way"), -1), _int(params.get("shot"), -1)
+    setting = tags.get("fsar.setting") or (f"{way}w{shot}s" if way >= 0 and shot >= 0 else "")
+    if not setting:
+        return None
+    if way < 0 or shot < 0:
+        from fsar_bench.leaderboard.reported import parse_setting
+
+        way, shot = parse_setting(setting)
+    source = params.get("weights_source", "")
+    return RunRecord(
+        run_key=key, run_id=run.info.run_id, method=tags.get("fsar.method") or params.get("method", "?"),
+        dataset=dataset, setting=setting, way=way, shot=shot, query=_int(params.get("query"), 1),
+        episodes=_int(metrics.get("episodes", params.get("episodes"))), matcher=params.get("matcher", ""),
+        preset=params.get("preset", ""), backbone=params.get("backbone", ""),
+        train_dataset=params.get("train_dataset", dataset), frames=_int(params.get("frames")) or None,
+        episode_seed=params.get("episode_seed", ""), digest=params.get("episode_digest", ""),
+        canonical=(tags.get("fsar.canonical") or params.get("canonical", "")).strip().lower() == "true",
+        weights=weights_class(tags.get("fsar.weights"), source), weights_source=source,
+        accuracy=_num(metrics.get("accuracy")) or float("nan"), ci95=_num(metrics.get("ci95")) or float("nan"),
+        accuracy_std=_num(metrics.get("accuracy_std")) or float("nan"),
+        params_total=_num(metrics.get("params_total")), params_trainable=_num(metrics.get("params_trainable")),
+        flops_per_video=_num(metrics.get("flops_per_video")), flops_per_episode=_num(metrics.get("flops_per_episode")),
+        end_time=int(run.info.end_time or 0), start_time=int(run.info.start_time or 0),
+    )
+
+
+def store_exists(uri: str) -> bool:
+    """False for a local store (sqlite file, file: folder) that does not exist: reading it would create it."""
+    if uri.startswith("sqlite:///"):
+        path = uri[len("sqlite:///"):]
+        return path == ":memory:" or Path(path).exists()
+    if uri.startswith("file:"):
+        from urllib.parse import unquote, urlparse
+
+        return Path(unquote(urlparse(uri).path)).exists()
+    if "://" not in uri:  # a plain folder
+        return Path(uri).exists()
+    return True
+
+
+def dedupe(records: list[RunRecord]) -> list[RunRecord]:
+    """One record per run key: the latest finished rerun."""
+    best: dict[str, RunRecord] = {}
+    for rec in records:
+        cur = best.get(rec.run_key)
+        if cur is None or (rec.end_time, rec.start_time, rec.run_id) > (cur.end_time, cur.start_time, cur.run_id):
+            best[rec.run_key] = rec
+    return sorted(best.values(), key=lambda r: (r.dataset, r.way, r.shot, r.run_key))
+
+
+def query_mlflow(tracking_uri: str, experiment: str, datasets: list[str] | None = None,
+                 settings: list[str] | None = None) -> list[RunRecord]:
+    """The deduplicated FINISHED fsar-bench runs of `experiment` (optionally of some datasets/settings).
+
+    A local store that does not exist gives no runs (and a warning) instead of being created.
+    """
+    if not store_exists(tracking_uri):
+        warn(f"no MLflow store at {tracking_uri}: no reproduced rows (pass --tracking-uri or --config)")
+        return []
+    from fsar_bench.tracking import check_reachable
+
+    check_reachable(tracking_uri)
+    import mlflow  # noqa: F401  (fsar_bench.tracking quiets its loggers)
+
+    client = mlflow.MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        warn(f"no MLflow experiment {experiment!r} in {tracking_uri}: no reproduced rows (pass --experiment)")
+        return []
+    filters = ["attributes.status = 'FINISHED'"]
+    if datasets and len(datasets) == 1:
+        filters.append(f"tags.`fsar.dataset` = '{datasets[0]}'")
+    records: list[RunRecord] = []
+    token = None
+    while True:
+        page = client.search_runs([exp.experiment_id], " and ".join(filters), max_results=1000, page_token=token)
+        for run in page:
+            rec = record_from_mlflow(run)
+            if rec is None or (datasets and rec.dataset not in datasets) or (settings and rec.setting not in settings):
+                continue
+            records.append(rec)
+        token = page.token
+        if not token:
+            break
+    return dedupe(records)
+
+
+def load_episodes(records: list[RunRecord], tracking_uri: str) -> None:
+    """Fill `per_episode`/`episode_ids` from each run's episodes.parquet artifact (warn and skip on failure)."""
+    from fsar_bench.results.runs import load_run
+
+    for rec in records:
+        if rec.per_episode is not None:
+            continue
+        try:
+            _, df = load_run(rec.run_id, tracking_uri)
+        except FsarError as exc:
+            warn(f"run {rec.run_id} ({rec.method}, {rec.dataset} {rec.setting}): {exc}; it is ranked without a tier")
+            continue
+        rec.per_episode = df["accuracy"].to_numpy(dtype=float)
+        rec.episode_ids = df["episode"].to_numpy(dtype=np.int64)
+
+
+# -- classification -----------------------------------------------------------------------------
+
+def locked_set(dataset: str, way: int, shot: int) -> tuple[str | None, str | None]:
+    """(lock key, locked digest) of the canonical test set of `dataset` at way/shot; (None, None) if none."""
+    from fsar_bench.data.cards import get_card
+    from fsar_bench.episodes.locks import read_lock
+
+    try:
+        card = get_card(dataset)
+    except FsarError:
+        return None, None
+    key = f"test-{way}w{shot}s-{CANONICAL_QUERY}q-{CANONICAL_EPISODES}"
+    entry = read_lock(card).get(key)
+    return (key, entry.get("digest")) if entry else (None, None)
+
+
+def unranked_reason(rec: RunRecord, digest: str | None) -> str | None:
+    """Why `rec` is not ranked; None when it is rankable."""
+    reasons = []
+    if rec.query != CANONICAL_QUERY:
+        reasons.append(f"{rec.query} queries per class (canonical: {CANONICAL_QUERY})")
+    if rec.episodes != CANONICAL_EPISODES:
+        reasons.append(f"{rec.episodes:,} episodes (canonical: {CANONICAL_EPISODES:,})")
+    if digest is None:
+        reasons.append("no locked episode set for this dataset and setting")
+    elif rec.digest != digest:
+        reasons.append("episode digest is not the locked one" + ("" if reasons else " (another seed, missing "
+                                                                  "videos, or the lock changed since the run)"))
+    if not rec.canonical and not reasons:
+        reasons.append("marked non-canonical by the run (e.g. --allow-missing)")
+    if rec.train_dataset and rec.train_dataset != rec.dataset:
+        reasons.append(f"cross-dataset: trained on {rec.train_dataset}")
+    if not math.isfinite(rec.accuracy):
+        reasons.append("no accuracy metric")
+    return "; ".join(reasons) or None
+
+
+def _aligned(rows: list[RunRecord]) -> bool:
+    if any(r.per_episode is None for r in rows):
+        return False
+    first = rows[0].episode_ids
+    return all(r.episode_ids is not None and np.array_equal(r.episode_ids, first) for r in rows)
+
+
+def rank(rows: list[RunRecord], alpha: float = TIER_ALPHA) -> list[RankedRow]:
+    """Rank by mean accuracy (equal means share a rank); tiers from paired tests on the same episodes.
+
+    Rows without per-episode results (or with other episode lists) get tier None; the others are
+    tiered among themselves, per episode digest.
+    """
+    from fsar_bench.results.stats import tiers
+
+    ordered = sorted(rows, key=lambda r: (-r.accuracy, r.method, r.matcher, r.run_key))
+    ranks: list[int] = []
+    for i, r in enumerate(ordered):
+        ranks.append(ranks[-1] if i and r.accuracy == ordered[i - 1].accuracy else i + 1)
+    tier_of: dict[str, int] = {}
+    by_digest: dict[str, list[RunRecord]] = {}
+    for r in ordered:
+        if r.per_episode is not None:
+            by_digest.setdefault(r.digest, []).append(r)
+    for group in by_digest.values():
+        ids = group[0].episode_ids
+        group = [r for r in group if r.episode_ids is not None and np.array_equal(r.episode_ids, ids)]
+        if not group:
+            continue
+        key = (alpha, *((r.run_key, hashlib.sha256(np.ascontiguousarray(r.per_episode)).hexdigest())
+                        for r in group))
+        if key not in _TIER_CACHE:  # the permutation tests take seconds; a process renders a board often once
+            _TIER_CACHE[key] = tiers([(r.run_key, r.per_episode) for r in group], alpha=alpha,
+                                     n_perm=TIER_PERMUTATIONS, seed=TIER_SEED)
+        result = _TIER_CACHE[key]
+        tier_of.update({r.run_key: t for r, t in zip(group, result)})
+    return [RankedRow(r, k, tier_of.get(r.run_key)) for r, k in zip(ordered, ranks)]
+
+
+def classify(records: list[RunRecord], dataset: str, setting: str) -> Sections:
+    """Split the runs of one dataset and setting into ranked (per weights class) and listed-apart rows."""
+    from fsar_bench.leaderboard.reported import parse_setting
+
+    way, shot = parse_setting(setting)
+    lock_key, digest = locked_set(dataset, way, shot)
+    sec = Sections(dataset, setting, digest, lock_key)
+    pretrained, random_init = [], []
+    for rec in records:
+        if rec.dataset != dataset or rec.setting != setting:
+            continue
+        why = unranked_reason(rec, digest)
+        if why:
+            sec.unranked.append(UnrankedRow(rec, why))
+        elif rec.weights == PRETRAINED:
+            pretrained.append(rec)
+        else:
+            random_init.append(rec)
+    sec.pretrained = rank(pretrained)
+    sec.random_init = rank(random_init)
+    sec.unranked.sort(key=lambda u: (-u.run.accuracy if math.isfinite(u.run.accuracy) else math.inf,
+                                     u.run.method, u.run.run_key))
+    for name, rows in (("pretrained", sec.pretrained), ("random-init", sec.random_init)):
+        if any(r.tier is None for r in rows):
+            sec.notes.append(f"some {name} rows have no tier: their per-episode results could not be read")
+    return sec
+
+
+def rankable(records: list[RunRecord]) -> list[RunRecord]:
+    """The records that will be ranked (those whose per-episode results are needed for tiers)."""
+    from fsar_bench.leaderboard.reported import parse_setting
+
+    out = []
+    for rec in records:
+        try:
+            way, shot = parse_setting(rec.setting)
+        except FsarError:
+            continue
+        if unranked_reason(rec, locked_set(rec.dataset, way, shot)[1]) is None:
+            out.append(rec)
+    return out
+
+
+# -- snapshot files -----------------------------------------------------------------------------
+
+_SAVED = ("run_key", "run_id", "method", "dataset", "setting", "way", "shot", "query", "episodes", "matcher",
+          "preset", "backbone", "train_dataset", "frames", "episode_seed", "digest", "canonical", "weights",
+          "weights_source", "accuracy", "ci95", "accuracy_std", "params_total", "params_trainable",
+          "flops_per_video", "flops_per_episode")
+
+
+def _encode_episodes(rec: RunRecord) -> dict[str, Any] | None:
+    if rec.per_episode is None or rec.episode_ids is None:
+        return None
+    acc, ids = rec.per_episode, rec.episode_ids
+    out: dict[str, Any] = {"count": int(acc.size)}
+    if np.array_equal(ids, np.arange(ids.size)):
+        out["episode_ids"] = "0..count-1"
+    else:
+        out["episode_ids"] = [int(i) for i in ids]
+    q = rec.way * rec.query
+    correct = np.rint(acc * q)
+    if q and np.all(np.abs(acc * q - correct) < 1e-9) and correct.max(initial=0) <= 9:
+        out["queries_per_episode"] = q
+        out["correct"] = "".join(str(int(c)) for c in correct)  # correct queries per episode, one digit each
+    else:
+        out["accuracy"] = [round(float(a), 12) for a in acc]
+    return out
+
+
+def _decode_episodes(data: dict[str, Any], where: str) -> tuple[np.ndarray, np.ndarray]:
+    n = int(data["count"])
+    ids = np.arange(n) if data.get("episode_ids") == "0..count-1" else np.asarray(data["episode_ids"], dtype=np.int64)
+    if "correct" in data:
+        q = int(data["queries_per_episode"])
+        acc = np.frombuffer(data["correct"].encode("ascii"), dtype=np.uint8).astype(float) - ord("0")
+        acc = acc / q
+    else:
+        acc = np.asarray(data["accuracy"], dtype=float)
+    if acc.size != n or ids.size != n:
+        raise FsarError(f"{where}: per-episode results of a run have {acc.size} values, expected {n}",
+                        "re-export the snapshot with --save-runs")
+    return acc, ids
+
+
+def save_snapshot(records: list[RunRecord], path: Path) -> None:
+    """Write the runs (and the per-episode results of the ranked ones) to a JSON snapshot, atomically."""
+    runs = []
+    for rec in sorted(records, key=lambda r: (r.dataset, r.way, r.shot, r.run_key)):
+        d = asdict(rec)
+        item: dict[str, Any] = {k: d[k] for k in _SAVED}
+        for k in ("accuracy", "ci95", "accuracy_std"):
+            item[k] = None if not math.isfinite(item[k]) else item[k]
+        item["per_episode"] = _encode_episodes(rec)
+        runs.append(item)
+    text = json.dumps({"format": SNAPSHOT_FORMAT, "runs": runs}, indent=1, sort_keys=True) + "\n"
+    atomic_write(path, text)
+
+
+def load_snapshot(path: Path) -> list[RunRecord]:
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise FsarError(f"cannot read the runs snapshot {path} ({exc.strerror or exc})",
+                        "pass an existing file written by `fsar-bench leaderboard --save-runs`") from None
+    except json.JSONDecodeError as exc:
+        raise FsarError(f"{path} is not valid JSON ({exc.msg}, line {exc.lineno})",
+                        "re-export it with `fsar-bench leaderboard --save-runs`") from None
+    if not isinstance(data, dict) or data.get("format") != SNAPSHOT_FORMAT:
+        raise FsarError(f"{path} is not a leaderboard runs snapshot (format {SNAPSHOT_FORMAT})",
+                        "re-export it with `fsar-bench leaderboard --save-runs`")
+    out = []
+    for item in data.get("runs", []):
+        item = dict(item)
+        episodes = item.pop("per_episode", None)
+        for k in ("accuracy", "ci95", "accuracy_std"):
+            item[k] = float("nan") if item.get(k) is None else float(item[k])
+        try:
+            rec = RunRecord(**{k: v for k, v in item.items() if k in _SAVED})
+        except TypeError as exc:
+            raise FsarError(f"{path}: a run entry is incomplete ({exc})", "re-export it with --save-runs") from None
+        if episodes:
+            rec.per_episode, rec.episode_ids = _decode_episodes(episodes, str(path))
+        out.append(rec)
+    return out
+
+
+def atomic_write(path: Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

@@ -1,0 +1,178 @@
+"""Paired comparison of runs: statistics, tiers, loading runs, and the `compare` command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fsar_bench.results.stats import paired_comparison, sign_flip_p, tiers
+
+
+@pytest.fixture()
+def compare_cli(cli):
+    """The CLI runner with `compare` mounted (until app.py mounts it itself)."""
+    from fsar_bench.cli import compare_cmd
+    from fsar_bench.cli.app import app
+
+    if not any(c.name == "compare" for c in app.registered_commands):
+        compare_cmd.register(app)
+    return cli
+
+
+def _accs(p: float, n: int, seed: int, q: int = 5) -> np.ndarray:
+    return np.random.default_rng(seed).binomial(q, p, n) / q
+
+
+def write_run(folder: Path, acc: np.ndarray, digest: str = "d" * 64, method: str = "m", q: int = 5) -> Path:
+    """A fake finished run folder (summary.json + episodes.parquet) with the runner's columns."""
+    folder.mkdir(parents=True)
+    n = len(acc)
+    correct = np.rint(np.asarray(acc) * q).astype(int)
+    rows = [{"episode": i, "query_ids": [f"c{j}/v{i}-{j}" for j in range(q)], "labels": list(range(q)),
+             "preds": [j if j < c else (j + 1) % q for j in range(q)], "logits": [[0.0] * q] * q, "n_query": q,
+             "n_correct": int(c), "accuracy": c / q} for i, c in enumerate(correct)]
+    pd.DataFrame(rows).to_parquet(folder / "episodes.parquet", index=False)
+    a = correct / q * 100
+    summary = {"accuracy": float(a.mean()), "accuracy_std": float(a.std(ddof=1)),
+               "ci95": float(1.96 * a.std(ddof=1) / np.sqrt(n)), "episodes": n, "method": method, "matcher": "proto",
+               "preset": "tiny", "dataset": "toy-motion", "setting": "5w1s", "episode_digest": digest,
+               "canonical": True, "weights_source": "random-init"}
+    (folder / "summary.json").write_text(json.dumps(summary))
+    return folder
+
+
+# -- statistics --------------------------------------------------------------------------------
+def test_known_difference_is_detected():
+    a = _accs(0.6, 2000, 1)
+    rng = np.random.default_rng(2)
+    b = np.clip(a - 0.2 * rng.binomial(1, 0.15, a.size), 0, 1)  # B loses one query in ~15% of episodes
+    res = paired_comparison(a, b, n_boot=2000, seed=0)
+    true = (a - b).mean() * 100
+    assert res["diff"] == pytest.approx(true)
+    assert res["mean_a"] - res["mean_b"] == pytest.approx(true)
+    assert 0 < res["ci_low"] < true < res["ci_high"]
+    assert res["p_value"] < 0.001 and res["p_value_t"] < 0.001
+    assert res["b_better"] == 0 and res["a_better"] + res["ties"] == 2000 and res["a_better"] > 0
+    again = paired_comparison(a, b, n_boot=2000, seed=0)
+    assert again == res  # fixed seed: reproducible to the bit
+
+
+def test_identical_runs():
+    a = _accs(0.5, 500, 3)
+    res = paired_comparison(a, a.copy())
+    assert res["diff"] == 0 and res["p_value"] == 1.0 and res["p_value_t"] == 1.0
+    assert res["ci_low"] == res["ci_high"] == 0
+    assert res["ties"] == 500 and res["a_better"] == res["b_better"] == 0
+
+
+def test_no_real_difference_is_not_significant():
+    a, b = _accs(0.55, 1000, 4), _accs(0.55, 1000, 5)  # independent draws of the same method quality
+    res = paired_comparison(a, b, n_boot=2000)
+    assert res["ci_low"] < 0 < res["ci_high"] or abs(res["diff"]) < 3
+    assert res["p_value"] > 0.01
+    assert res["p_value"] == pytest.approx(res["p_value_t"], abs=0.05)  # the two tests agree at this n
+
+
+def test_sign_flip_exact_small_case():
+    # d = [1, 1, 1]: 2 of the 8 sign vectors reach |mean| = 1, so the exact p is 1/4.
+    rng = np.random.default_rng(0)
+    p = sign_flip_p(np.array([1.0, 1.0, 1.0]), 20_000, rng)
+    assert p == pytest.approx(0.25, abs=0.01)
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="fractions"):
+        paired_comparison(np.array([50.0, 60.0]), np.array([0.5, 0.6]))
+    with pytest.raises(ValueError, match="same episodes"):
+        paired_comparison(np.zeros(3), np.zeros(4))
+
+
+def test_tiers():
+    base = _accs(0.6, 3000, 10)
+    rng = np.random.default_rng(11)
+    lose = lambda p: np.clip(base - 0.2 * rng.binomial(1, p, base.size), 0, 1)  # noqa: E731
+    rows = [("c", lose(0.30)), ("best", base), ("near", lose(0.002)), ("b", lose(0.10)), ("b2", lose(0.11))]
+    assert tiers(rows) == [3, 1, 1, 2, 2]  # input order kept; 'near' is not significantly below 'best'
+    assert tiers([]) == []
+    assert tiers([("only", base)]) == [1]
+    assert tiers([("x", base), ("y", base.copy())]) == [1, 1]
+    # Chain rule: each step is small, but the row far below the tier head starts a new tier.
+    chain = [("t0", base), ("t1", lose(0.01)), ("t2", lose(0.02)), ("t3", lose(0.2))]
+    assert tiers(chain)[0] == 1 and tiers(chain)[-1] > 1
+    with pytest.raises(ValueError, match="same episodes"):
+        tiers([("x", base), ("y", base[:10])])
+
+
+# -- loading runs and the command ---------------------------------------------------------------
+def test_load_run_folder(tmp_path):
+    from fsar_bench.results.runs import load_run
+
+    acc = _accs(0.5, 50, 6)
+    folder = write_run(tmp_path / "run", acc)
+    summary, df = load_run(folder)
+    assert summary["episode_digest"] == "d" * 64
+    assert list(df["episode"]) == list(range(50)) and np.allclose(df["accuracy"], acc)
+    summary2, _ = load_run(folder / "summary.json")
+    assert summary2 == summary
+
+
+def test_compare_cli(tmp_path, compare_cli):
+    a = _accs(0.6, 400, 7)
+    b = np.clip(a - 0.2 * np.random.default_rng(8).binomial(1, 0.3, a.size), 0, 1)
+    ra, rb = write_run(tmp_path / "a", a, method="alpha"), write_run(tmp_path / "b", b, method="beta")
+    res = compare_cli("compare", ra, rb, "--n-boot", "1000")
+    assert res.code == 0, res.err
+    assert "alpha" in res.out and "beta" in res.out and "95% CI" in res.out
+    verdict = [line for line in res.out.splitlines() if line.startswith("verdict:")]
+    assert len(verdict) == 1 and "A is significantly better than B" in verdict[0]
+    same = compare_cli("compare", ra, ra, "--n-boot", "200")
+    assert same.code == 0 and "no significant difference" in same.out
+
+
+def test_compare_refuses_different_episodes(tmp_path, compare_cli):
+    ra = write_run(tmp_path / "a", _accs(0.5, 30, 1), digest="a" * 64)
+    rb = write_run(tmp_path / "b", _accs(0.5, 30, 2), digest="b" * 64)
+    res = compare_cli("compare", ra, rb)
+    assert res.code == 2
+    lines = [line for line in res.err.splitlines() if line.strip()]
+    assert len(lines) == 1, res.err
+    assert lines[0] == (f"error: runs were evaluated on different episodes (digest {'a' * 16} vs {'b' * 16}); "
+                        "compare runs on the same canonical set")
+
+
+def test_compare_bad_refs(tmp_path, compare_cli):
+    res = compare_cli("compare", tmp_path / "nope", tmp_path / "nope2")
+    assert res.code == 2 and "neither a run folder nor an MLflow run id" in res.err
+    (tmp_path / "half").mkdir()
+    res = compare_cli("compare", tmp_path / "half", tmp_path / "half")
+    assert res.code == 2 and "has no summary.json" in res.err
+    res = compare_cli("compare", "0" * 32, tmp_path / "half", "--tracking-uri", f"sqlite:///{tmp_path}/none.db")
+    assert res.code == 2 and "no MLflow store" in res.err
+    ra = write_run(tmp_path / "a", _accs(0.5, 30, 1))
+    rb = write_run(tmp_path / "b", _accs(0.5, 20, 2))
+    res = compare_cli("compare", ra, rb)
+    assert res.code == 2 and "different episode lists" in res.err
+
+
+def test_compare_by_mlflow_run_id(tmp_path, tracking_uri, compare_cli):
+    from fsar_bench.results.runs import load_run
+    from fsar_bench.tracking import Tracker
+
+    acc = _accs(0.5, 40, 9)
+    folder = write_run(tmp_path / "a", acc)
+    tracker = Tracker(tracking_uri, "test-compare", tmp_path / "mlartifacts")
+    run_id = tracker.start("fake", {"method": "m"}, {})
+    tracker.log_artifact(folder / "episodes.parquet")
+    tracker.log_artifact(folder / "summary.json")
+    tracker.end()
+    summary, df = load_run(run_id, tracking_uri=tracking_uri)
+    assert summary["episode_digest"] == "d" * 64 and np.allclose(df["accuracy"], acc)
+    res = compare_cli("compare", run_id, folder, "--tracking-uri", tracking_uri, "--n-boot", "100")
+    assert res.code == 0, res.err
+    assert "+0.00 pp" in res.out and "no significant difference" in res.out
+    missing = compare_cli("compare", "f" * 32, folder, "--tracking-uri", tracking_uri)
+    assert missing.code == 2 and "no MLflow run" in missing.err
