@@ -137,6 +137,18 @@ def resolve_hparams(name: str, preset: str = "full", **overrides: Any) -> dict[s
     return hparams
 
 
+def random_init_overrides(name: str, preset: str) -> dict[str, Any]:
+    """Overrides that build `preset` without fetching pretrained weights (tests, profiling, offline).
+
+    Methods take `pretrained` either as a bool (timm) or as an open_clip tag (None = random init).
+    """
+    cls = method_class(name)
+    if "pretrained" not in inspect.signature(cls.__init__).parameters:
+        return {}
+    value = cls.presets.get(preset, {}).get("pretrained")
+    return {"pretrained": False if isinstance(value, bool) else None}
+
+
 def create_method(name: str, preset: str = "full", matcher: str | None = None,
                   matcher_kwargs: dict[str, Any] | None = None, **overrides: Any) -> Method:
     """Build a method by name, e.g. `create_method('protonet', preset='tiny', lr=1e-3)`.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 from pathlib import Path
 from typing import Any, Optional
@@ -25,16 +24,11 @@ def _device(name: str) -> str:
 
 def _random_weights_overrides(method: str, preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
     """`pretrained` off for the full preset (FLOPs, latency and memory do not depend on weights)."""
-    from fsar_bench.registry import method_class
+    from fsar_bench.registry import random_init_overrides
 
     if preset != "full" or "pretrained" in overrides:
         return {}
-    cls = method_class(method)
-    if "pretrained" not in inspect.signature(cls.__init__).parameters:
-        return {}
-    value = cls.presets.get(preset, {}).get("pretrained")
-    # timm-style methods take a bool, open_clip-style ones a tag (None = random init).
-    return {"pretrained": False if isinstance(value, bool) else None}
+    return random_init_overrides(method, preset)
 
 
 def build_method(method: str, preset: str, matcher: str | None, overrides: dict[str, Any]):

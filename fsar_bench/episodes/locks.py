@@ -22,11 +22,12 @@ VAL_EPISODES = 1_000
 
 
 def standard_specs(card: DatasetCard) -> list[EpisodeSpec]:
-    """10,000 test episodes for 5-way 1/3/5-shot and N-way 1-shot (N = 6..10, where the split has
-    N classes), one query per class; 1,000 val episodes for 5-way 1/3/5-shot (model selection)."""
+    """10,000 test episodes for 5-way 0/1/3/5-shot (0 = zero-shot: classes and queries only) and
+    N-way 1-shot (N = 6..10, where the split has N classes), one query per class; 1,000 val
+    episodes for 5-way 1/3/5-shot (model selection)."""
     specs = []
     n_test = len(card.split("test").by_class)
-    for shot in (1, 3, 5):
+    for shot in (0, 1, 3, 5):
         specs.append(EpisodeSpec(card.name, "test", 5, shot, 1, TEST_EPISODES, card.seeds["test"]))
     for way in range(6, 11):
         if way <= n_test:
