@@ -133,8 +133,8 @@ def group_by_class(support: Tensor, support_labels: Tensor, way: int) -> Tensor:
     if s % way:
         raise ValueError(f"{s} supports do not split evenly into {way} classes")
     order = torch.argsort(support_labels, dim=1, stable=True)
-    idx = order.view(e, s, *([1] * (support.dim() - 2))).expand(-1, -1, *support.shape[2:])
-    return torch.gather(support, 1, idx).view(e, way, s // way, *support.shape[2:])
+    rows = torch.arange(e, device=support.device).unsqueeze(1)
+    return support[rows, order].view(e, way, s // way, *support.shape[2:])
 
 
 @dataclass

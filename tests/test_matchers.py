@@ -10,13 +10,12 @@ import torch
 
 from fsar_bench.errors import FsarError
 from fsar_bench.matchers import _loops as loops
-from fsar_bench.matchers._frame_distance import group_supports
 from fsar_bench.matchers.bimhm import BiMHM
 from fsar_bench.matchers.global_local import GlobalLocal
 from fsar_bench.matchers.otam import OTAM, otam_distance, otam_pair_distance
 from fsar_bench.matchers.sca import SCA
 from fsar_bench.matchers.trx import TRX
-from fsar_bench.protocol import Matcher, group_by_class, map_features
+from fsar_bench.protocol import Matcher, map_features
 
 DIRECT = {"otam": OTAM, "trx": TRX, "bimhm": BiMHM, "sca": SCA, "global_local": GlobalLocal}
 NAMES = list(DIRECT)
@@ -258,16 +257,6 @@ def test_gradients_flow(name):
     assert query.grad.abs().sum() > 0 and support.grad.abs().sum() > 0
     if name == "trx":
         assert all(p.grad.abs().sum() > 0 for p in matcher.parameters())
-
-
-def test_group_supports_equals_protocol_group_by_class():
-    gen = torch.Generator().manual_seed(11)
-    way, shot, e = 4, 3, 3
-    labels = torch.stack([torch.randperm(way * shot, generator=gen) % way for _ in range(e)])
-    support = torch.randn(e, way * shot, 2, 5, generator=gen)
-    assert torch.equal(group_supports(support, labels, way), group_by_class(support, labels, way))
-    with pytest.raises(ValueError):
-        group_supports(support[:, :5], labels[:, :5], way)
 
 
 def test_constructor_validation():

@@ -1,4 +1,4 @@
-"""Shared pieces of the matchers: support grouping, the cosine frame distance, the k-shot rules.
+"""Shared pieces of the frame-level matchers: the cosine frame distance and the k-shot rules.
 
 The frame distance of OTAM, Bi-MHM and the global-local metric is the one of the public
 reference code (OTAM as re-implemented in TRX, HyRSM, CLIP-FSAR):
@@ -13,24 +13,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from fsar_bench.protocol import group_by_class
 
 FRAME_EPS = 0.01
 KSHOT_RULES = ("prototype", "distance")
-
-
-def group_supports(support: Tensor, support_labels: Tensor, way: int) -> Tensor:
-    """[E, S, ...] with labels [E, S] -> [E, way, shot, ...], shots in their given order.
-
-    The same result as `fsar_bench.protocol.group_by_class`, but it copies whole videos (row
-    indexing) instead of gathering element by element through an expanded index, which is
-    faster for wide features.
-    """
-    e, s = support_labels.shape
-    if s % way:
-        raise ValueError(f"{s} supports do not split evenly into {way} classes")
-    order = torch.argsort(support_labels, dim=1, stable=True)
-    rows = torch.arange(e, device=support.device)[:, None]
-    return support[rows, order].view(e, way, s // way, *support.shape[2:])
 
 
 def pairwise_frame_distance(query: Tensor, support: Tensor, eps: float = FRAME_EPS) -> Tensor:
@@ -54,5 +40,5 @@ def check_kshot(kshot: str) -> str:
 def supports_for_rule(support: Tensor, support_labels: Tensor, way: int, kshot: str) -> Tensor:
     """[E, S, ...] -> [E, way, K', ...]: the shots of each class (K' = shot for the 'distance'
     rule) or their feature average (K' = 1 for the 'prototype' rule)."""
-    grouped = group_supports(support, support_labels, way)
+    grouped = group_by_class(support, support_labels, way)
     return grouped.mean(dim=2, keepdim=True) if kshot == "prototype" else grouped

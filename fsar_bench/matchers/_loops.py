@@ -1,10 +1,13 @@
 """Loop reference implementations of the matchers, for tests and benchmarks only.
 
-Each function follows its formula literally: Python loops over episodes, queries, classes,
-shots, frames and DP cells, in float64, with no shared code with the vectorised matchers (own
-frame distance, own soft-min, own positional encoding, own LayerNorm and softmax, prototypes
-summed explicitly). Slow by design. Supports are selected by label, so their order is
-irrelevant here. All functions return logits [E, Q, way] in float64.
+Each function follows its formula literally, in float64, with no shared code with the
+vectorised matchers (own frame distance, own soft-min, own positional encoding, own LayerNorm
+and softmax, prototypes summed explicitly): Python loops over episodes, queries, classes and
+shots; OTAM, Bi-MHM and global-local loop down to frame pairs and DP cells; TRX and SCA loop
+down to query tuples / patches and compute one attention row as a vector operation (TRX maps
+the concatenated tuples of one video by one matrix product). Slow by design. Supports are
+selected by label, so their order is irrelevant here. All functions return logits [E, Q, way]
+in float64.
 """
 
 from __future__ import annotations

@@ -18,8 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from fsar_bench.matchers._frame_distance import group_supports
-from fsar_bench.protocol import Features, Matcher
+from fsar_bench.protocol import Features, Matcher, group_by_class
 
 
 class SCA(Matcher):
@@ -46,7 +45,7 @@ class SCA(Matcher):
         if not isinstance(query, Tensor) or not isinstance(support, Tensor) or query.dim() != 5:
             raise TypeError("SCA takes patch features [E, N, T, P, D]")
         e, n_q, frames, patches, dim = query.shape
-        s = group_supports(support, support_labels, way)  # [E, way, K, T, P, D]
+        s = group_by_class(support, support_labels, way)  # [E, way, K, T, P, D]
         k = s.shape[2]
         keys = s.permute(0, 1, 3, 2, 4, 5).reshape(e, way, frames, k * patches, dim)  # [E, way, T, K*P, D]
         scale = self.scale if self.scale is not None else 1.0 / math.sqrt(dim)

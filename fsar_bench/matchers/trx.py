@@ -26,8 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fsar_bench.matchers._frame_distance import group_supports
-from fsar_bench.protocol import Features, Matcher
+from fsar_bench.protocol import Features, Matcher, group_by_class
 
 
 def sinusoidal_encoding(length: int, dim: int) -> Tensor:
@@ -93,7 +92,7 @@ class TRX(Matcher):
                              f"max_frames={self.max_frames}; got {frames} and {support.shape[-2]}")
         pe = (sinusoidal_encoding(frames, self.dim) * self.pe_scale).to(query)  # computed in float64
         q = self.dropout(query + pe)  # [E, Q, T, D]
-        s = self.dropout(group_supports(support, support_labels, way) + pe)  # [E, way, K, T, D]
+        s = self.dropout(group_by_class(support, support_labels, way) + pe)  # [E, way, K, T, D]
         logits = [self._cardinality_logits(i, c, q, s) for i, c in enumerate(self.cardinalities)]
         return torch.stack(logits).mean(dim=0)
 
