@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Optional
 
@@ -23,6 +25,7 @@ def parse_sets(items: list[str]) -> dict:
 
 
 def run(
+    ctx: typer.Context,
     method: str = typer.Argument(..., help="registered method name (`fsar-bench list methods`)"),
     dataset: str = typer.Option("toy-appearance", "--dataset", "-d", help="test dataset"),
     way: Optional[int] = typer.Option(None, help="classes per episode (default: bench.yaml protocol.way = 5)"),
@@ -47,6 +50,8 @@ def run(
     config: Optional[Path] = typer.Option(None, help="bench.yaml to read (default ./bench.yaml)"),
     results_dir: Optional[Path] = typer.Option(None, help="where run folders go (default fsar-runs)"),
     tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI"),
+    nproc: int = typer.Option(1, "--nproc", min=1, help="processes on this machine (one per GPU): re-runs this "
+                              "command under torchrun for DDP training and sharded evaluation"),
 ) -> None:
     """Train METHOD episodically and evaluate it on the frozen canonical test episodes.
 
@@ -57,7 +62,11 @@ def run(
       fsar-bench run dmgal_ft --dataset ucf101 --way 5 --shot 1
 
       fsar-bench run protonet --dataset toy-motion --matcher otam --steps 300
+
+      fsar-bench run protonet --dataset ssv2_full --nproc 4
     """
+    if nproc > 1:
+        sys.exit(_launch_torchrun(ctx, nproc))
     from fsar_bench.config import load_config
     from fsar_bench.engine.runner import RunSpec, execute
     from fsar_bench.ui import print_summary, stage_progress
@@ -77,9 +86,46 @@ def run(
         root=str(root) if root else None, train_root=str(train_root) if train_root else None,
         episode_batch=episode_batch,
     )
-    with stage_progress() as progress:
-        result = execute(spec, cfg, progress=progress)
-    print_summary(result.summary)
+    from fsar_bench.engine import distributed
+
+    main = distributed.launched_rank() == 0  # under torchrun, rank 0 alone reports
+    try:
+        with stage_progress() if main else nullcontext(None) as progress:
+            result = execute(spec, cfg, progress=progress)
+    finally:
+        distributed.shutdown()
+    if main:
+        print_summary(result.summary)
+
+
+def _launch_torchrun(ctx: typer.Context, nproc: int) -> int:
+    """Re-run this `run` command (minus --nproc) as `python -m torch.distributed.run --standalone
+    --nproc_per_node N -m fsar_bench run ...`; returns its exit code."""
+    import os
+    import shlex
+    import subprocess
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise FsarError("--nproc starts torchrun itself, but this process already runs under torchrun",
+                        "drop --nproc when launching with torchrun")
+    args: list[str] = []  # the given arguments, as they were given
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name)
+        if param.name == "nproc" or getattr(source, "name", "") not in ("COMMANDLINE", "ENVIRONMENT"):
+            continue
+        value = ctx.params[param.name]
+        if param.param_type_name == "argument":
+            args.append(str(value))
+        elif param.is_flag:
+            flag = param.opts if value else param.secondary_opts
+            args += flag[:1]
+        else:
+            for item in (value if param.multiple else [value]):
+                args += [param.opts[0], str(item)]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "fsar_bench", "run", *args]
+    print("launching: " + shlex.join(cmd[1:]), file=sys.stderr, flush=True)
+    return subprocess.run(cmd, check=False).returncode
 
 
 def register(app: typer.Typer) -> None:

@@ -8,6 +8,9 @@ that both give the same predictions and to measure the difference.
 
 Per-episode results are appended in chunks, each written atomically, so an interrupted
 evaluation resumes where it stopped and ends with exactly the episode count.
+
+Under torchrun the same work is split across the ranks (`_evaluate_sharded`) and gives the
+single-process results exactly (docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from torch import Tensor
 
 from fsar_bench.data.source import VideoSource
 from fsar_bench.data.transforms import ClipTransform
+from fsar_bench.engine import distributed as dist
 from fsar_bench.engine.cache import FeatureStore, model_fingerprint
 from fsar_bench.episodes.sampler import Episode, EpisodeSet
 from fsar_bench.protocol import Features, Method, feature_batch_size, map_features
@@ -48,22 +52,34 @@ def episode_keys(method: Method, ep: Episode) -> tuple[list[Key], list[Key]]:
     return s, q
 
 
+def _plan(keys: list[Key], batch_size: int) -> list[list[Key]]:
+    """The embedding batches of `keys`: supports and queries in separate batches, in key order."""
+    out: list[list[Key]] = []
+    for role in dict.fromkeys(k[2] for k in keys):
+        same = [k for k in keys if k[2] == role]
+        out.extend(same[start:start + batch_size] for start in range(0, len(same), batch_size))
+    return out
+
+
+@torch.no_grad()
+def _embed_chunk(method: Method, source: VideoSource, chunk: list[Key], transform: ClipTransform,
+                 device: torch.device | str) -> Features:
+    clips = torch.stack([source.load(c, v, method.frames, transform)[0] for c, v, _ in chunk]).to(device)
+    texts = [source.card.text_name(c) for c, _, _ in chunk] if chunk[0][2] == "support" else None
+    return map_features(method.embed(clips, texts), lambda t: t.detach().cpu())
+
+
 @torch.no_grad()
 def embed_batches(method: Method, source: VideoSource, keys: list[Key], transform: ClipTransform,
                   batch_size: int = 16, device: torch.device | str = "cpu",
                   progress: Callable[[int, int], None] | None = None) -> Iterator[tuple[list[Key], Features]]:
     """Yield (keys, features [len(keys), ...]) batch by batch; supports and queries go in separate batches."""
     done = 0
-    for role in dict.fromkeys(k[2] for k in keys):
-        same = [k for k in keys if k[2] == role]
-        for start in range(0, len(same), batch_size):
-            chunk = same[start:start + batch_size]
-            clips = torch.stack([source.load(c, v, method.frames, transform)[0] for c, v, _ in chunk]).to(device)
-            texts = [source.card.text_name(c) for c, _, _ in chunk] if role == "support" else None
-            yield chunk, map_features(method.embed(clips, texts), lambda t: t.detach().cpu())
-            done += len(chunk)
-            if progress:
-                progress(done, len(keys))
+    for chunk in _plan(keys, batch_size):
+        yield chunk, _embed_chunk(method, source, chunk, transform, device)
+        done += len(chunk)
+        if progress:
+            progress(done, len(keys))
 
 
 def row_key(source: VideoSource, key: Key) -> str:
@@ -127,6 +143,7 @@ class EvalOptions:
     batch_videos: int = 16
     batch_episodes: int = 500  # episodes scored per matcher call; also the chunk size on disk
     device: str = "cpu"
+    shard: bool = True  # under torchrun, split the work across the ranks (all of them must call evaluate)
 
 
 def _score_chunk(method: Method, store: FeatureStore, rows: dict[Key, int], eps: list[Episode],
@@ -170,6 +187,8 @@ def evaluate(method: Method, source: VideoSource, episodes: EpisodeSet, results:
     reruns, resumed runs and sweeps; without it they live in memory (spilling to a temp file).
     """
     opts = options or EvalOptions()
+    if opts.shard and dist.world_size() > 1:
+        return _evaluate_sharded(method, source, episodes, results, opts, cache_dir, progress)
     method.eval().to(opts.device)
     done = results.done() if results else set()
     todo = [ep for ep in episodes if ep.index not in done]
@@ -207,6 +226,87 @@ def evaluate(method: Method, source: VideoSource, episodes: EpisodeSet, results:
     if results:
         return results.frame()
     return pd.DataFrame(rows_out, columns=RESULT_COLUMNS)
+
+
+def _embed_sharded(method: Method, source: VideoSource, keys: list[Key], store: FeatureStore, opts: EvalOptions,
+                   progress: Callable[[int, int], None] | None = None) -> dict[Key, int]:
+    """`embed_into` across the ranks: the single-process batches are dealt round-robin, so every video
+    is embedded in the very batch it would be in alone; each round's features reach every rank."""
+    world, rank = dist.world_size(), dist.rank()
+    transform = clip_transform(method, source)
+    names = {k: row_key(source, k) for k in keys}
+    need: set[Key] = set().union(*dist.all_gather_object([k for k in keys if names[k] not in store]))
+    batches = _plan([k for k in keys if k in need], opts.batch_videos)  # missing on any rank's store
+    done = 0
+    for first in range(0, len(batches), world):
+        group = batches[first:first + world]  # batch first + r is rank r's
+        mine = _embed_chunk(method, source, group[rank], transform, opts.device) if rank < len(group) else None
+        for chunk, feats in zip(group, dist.all_gather_object(mine)):
+            new = [i for i, k in enumerate(chunk) if names[k] not in store]
+            if new:
+                pick = torch.tensor(new, dtype=torch.long)
+                store.add([names[chunk[i]] for i in new],
+                          feats if len(new) == len(chunk) else map_features(feats, lambda t: t[pick]))
+            done += len(chunk)
+        if progress:
+            progress(done, len(need))
+    return {k: store.index[names[k]] for k in keys}
+
+
+def _evaluate_sharded(method: Method, source: VideoSource, episodes: EpisodeSet, results: ResultStore | None,
+                      opts: EvalOptions, cache_dir: Path | None,
+                      progress: Callable[[str, int, int], None] | None) -> pd.DataFrame:
+    """`evaluate` under torchrun. The distinct videos are embedded once across the ranks; chunks of
+    `batch_episodes` episodes (the same chunks as single-process) are scored round-robin, and their rows
+    gathered in chunk order. Rank 0 writes the result chunks; every rank returns all results."""
+    world, rank, main = dist.world_size(), dist.rank(), dist.is_main()
+    method.eval().to(opts.device)
+    done = dist.broadcast_object(results.done() if results and main else set())
+    todo = [ep for ep in episodes if ep.index not in done]
+    chunks = [todo[start:start + opts.batch_episodes] for start in range(0, len(todo), opts.batch_episodes)]
+    rows_out: list[dict] = []
+
+    def emit(chunk: list[dict]) -> None:
+        if results is None:
+            rows_out.extend(chunk)
+        elif main:
+            results.append(chunk)
+
+    text_name = source.card.text_name
+    if todo and opts.cache:
+        keys: dict[Key, None] = {}
+        for ep in todo:
+            for part in episode_keys(method, ep):
+                keys.update(dict.fromkeys(part))
+        folder = cache_dir / model_fingerprint(method, clip_transform(method, source).key) if cache_dir else None
+        store = FeatureStore(folder)
+        rows = _embed_sharded(method, source, list(keys), store, opts,
+                              (lambda d, t: progress("embedding videos", d, t)) if progress else None)
+        for first in range(0, len(chunks), world):
+            group = chunks[first:first + world]  # chunk first + r is rank r's
+            mine = (_rows(group[rank], *_score_chunk(method, store, rows, group[rank], opts.device, text_name))
+                    if rank < len(group) else [])
+            for part in dist.all_gather_object(mine):
+                if part:
+                    emit(part)
+            if progress:
+                progress("scoring episodes", sum(map(len, chunks[:first + world])), len(todo))
+    elif todo:  # the reference protocol, each rank taking every world-th episode of every chunk
+        for n, chunk in enumerate(chunks):
+            scored: list[dict] = []
+            for ep in dist.shard(chunk):
+                s_keys, q_keys = episode_keys(method, ep)
+                store = FeatureStore()
+                rows = embed_into(method, source, list(dict.fromkeys(s_keys + q_keys)), store, opts)
+                scored.extend(_rows([ep], *_score_chunk(method, store, rows, [ep], opts.device, text_name)))
+            order = {ep.index: i for i, ep in enumerate(chunk)}
+            gathered = [row for part in dist.all_gather_object(scored) for row in part]
+            emit(sorted(gathered, key=lambda row: order[row["episode"]]))
+            if progress:
+                progress("embedding and scoring episodes", sum(map(len, chunks[:n + 1])), len(todo))
+    if results is None:
+        return pd.DataFrame(rows_out, columns=RESULT_COLUMNS)
+    return dist.broadcast_object(results.frame() if main else None)
 
 
 def accuracy_summary(df: pd.DataFrame) -> dict[str, float]:

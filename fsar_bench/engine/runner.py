@@ -3,6 +3,10 @@
 The flow is one-way: dataset -> episodes -> Method.embed -> Matcher.score -> per-episode results
 -> statistics -> MLflow. A run's folder (`<results_dir>/<name>-<key>`) is keyed by everything
 that changes its result, so re-running an interrupted command resumes it.
+
+Under torchrun (`fsar-bench run --nproc N`, docs/distributed.md) every rank executes the same
+run: training episodes and evaluation work are split across the ranks, rank 0 alone writes the
+run folder and logs to MLflow, and the evaluation results equal the single-process ones.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import torch
 from fsar_bench.config import BenchConfig
 from fsar_bench.data.cards import get_card
 from fsar_bench.data.source import TrainEpisodes, VideoSource, _seed_int
+from fsar_bench.engine import distributed as dist
 from fsar_bench.engine.evaluate import EvalOptions, ResultStore, accuracy_summary, clip_transform, evaluate
 from fsar_bench.engine.train import TrainConfig, TrainData, TrainState, mean_tail
 from fsar_bench.envinfo import environment
@@ -61,10 +66,13 @@ class RunSpec:
     episode_batch: int = 500  # episodes per matcher call and per results chunk (memory, not results)
     init_from: str | None = None  # start from these weights (a trained run's final.pt; sweeps re-score with it)
 
-    def key(self) -> str:
+    def key(self, train_world_size: int = 1) -> str:
+        """The run key; training on W > 1 ranks (W-fold updates, docs/distributed.md) gets its own."""
         data = asdict(self)
         for k in ("root", "train_root", "episode_batch"):
             data.pop(k)
+        if train_world_size > 1:
+            data["train_world_size"] = train_world_size
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -118,8 +126,22 @@ def _train_config(cls, preset: str, config: BenchConfig, spec: RunSpec, device: 
     return TrainConfig(**{**values, "device": device})
 
 
+class _NoTracker:
+    """What ranks other than 0 log to under torchrun: nothing."""
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        return lambda *args, **kwargs: None
+
+
 def execute(spec: RunSpec, config: BenchConfig, progress: Progress | None = None,
             log: Callable[[str], None] = print, parent_run_id: str | None = None) -> RunResult:
+    """One run. Under torchrun every rank calls this; training and evaluation are split across the
+    ranks, and rank 0 alone writes the run folder's files and logs to MLflow (docs/distributed.md)."""
+    device = dist.local_device(_device(config))
+    dist.init(device)  # a no-op unless torchrun started several processes
+    main, world = dist.is_main(), dist.world_size()
+    if not main:
+        progress, log = None, (lambda s: None)
     card = get_card(spec.dataset)
     train_card = get_card(spec.train_dataset or spec.dataset)
     card.check_disjoint()
@@ -135,12 +157,12 @@ def execute(spec: RunSpec, config: BenchConfig, progress: Progress | None = None
     ep_spec = EpisodeSpec(card.name, "test", spec.way, spec.shot, spec.query, spec.episodes, test_seed)
     make_set(card, ep_spec).sampler  # noqa: B018  (validates way/shot/query against the split now)
 
-    source = VideoSource.open(card, config, Path(spec.root) if spec.root else None,
-                              progress=(lambda d, t: progress(f"preparing {card.name}", d, t)) if progress else None)
+    prepare = (lambda d, t: progress(f"preparing {card.name}", d, t)) if progress else None
+    with dist.main_first():  # rank 0 generates a toy dataset, the others then find it
+        source = VideoSource.open(card, config, Path(spec.root) if spec.root else None, progress=prepare)
     overrides = {**config.method_overrides(spec.method, preset), **spec.overrides}
     if spec.frames is not None:
         overrides["frames"] = spec.frames
-    device = _device(config)
     train_cfg = _train_config(cls, preset, config, spec, device)
     torch.manual_seed(_seed_int(train_cfg.seed, "init") % (2**63))  # random-init weights are reproducible too
     method = create_method(spec.method, preset, matcher=spec.matcher, **overrides)
@@ -148,6 +170,7 @@ def execute(spec: RunSpec, config: BenchConfig, progress: Progress | None = None
         from fsar_bench.weights import read_state_dict
 
         method.load_state_dict(read_state_dict(spec.init_from))
+    dist.broadcast_module(method)  # every rank starts from rank 0's weights
     do_train = not spec.no_train and train_cfg.steps > 0 and spec.shot > 0
 
     episodes, missing = _filtered_set(card, ep_spec, source, spec.allow_missing)
@@ -155,14 +178,17 @@ def execute(spec: RunSpec, config: BenchConfig, progress: Progress | None = None
     canonical = bool(canon and canon.canonical)
     why = canon.reason if canon else f"{len(missing)} missing videos (--allow-missing)"
 
+    run_key = spec.key(world if do_train else 1)
     name = f"{spec.method}-{card.name}-{spec.way}w{spec.shot}s"
-    run_dir = config.results_dir / f"{name}-{spec.key()}"
+    run_dir = config.results_dir / f"{name}-{run_key}"
     run_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_json({"spec": asdict(spec), "preset": preset}, run_dir / "run.json")
+    if main:
+        _atomic_json({"spec": asdict(spec), "preset": preset, "world_size": world}, run_dir / "run.json")
 
     from fsar_bench.tracking import Tracker
 
-    tracker = Tracker(config.tracking_uri, config["experiment"], config.results_dir / "mlartifacts")
+    tracker = (Tracker(config.tracking_uri, config["experiment"], config.results_dir / "mlartifacts") if main
+               else _NoTracker())
     env = environment()
     counts = method.parameter_counts()
     params = {
@@ -171,14 +197,14 @@ def execute(spec: RunSpec, config: BenchConfig, progress: Progress | None = None
         "cross_dataset": train_card.name != card.name, "way": spec.way, "shot": spec.shot, "query": spec.query,
         "frames": method.frames, "image_size": method.image_size, "episodes": spec.episodes,
         "episode_seed": test_seed, "episode_digest": episodes.digest, "canonical": canonical,
-        "train_seed": train_cfg.seed, "weights_source": method.weights_source, "run_key": spec.key(),
+        "train_seed": train_cfg.seed, "weights_source": method.weights_source, "run_key": run_key,
         "cache": spec.cache, "init_from": spec.init_from or "", "trained": do_train, **{f"hp.{k}": v for k, v in method.hparams.items()},
-        **{f"train.{k}": v for k, v in asdict(train_cfg).items()}, **env,
+        **{f"train.{k}": v for k, v in asdict(train_cfg).items()}, **env, **_world_params(world, train_cfg),
     }
-    tags = {"fsar.run_key": spec.key(), "fsar.canonical": str(canonical).lower(),
+    tags = {"fsar.run_key": run_key, "fsar.canonical": str(canonical).lower(),
             "fsar.weights": "random-init" if method.weights_source == "random-init" else "pretrained",
             "fsar.setting": f"{spec.way}w{spec.shot}s", "fsar.dataset": card.name, "fsar.method": spec.method}
-    resumed = tracker.mark_stale_runs_killed(spec.key())
+    resumed = tracker.mark_stale_runs_killed(run_key)
     run_id = tracker.start(name, params, {**tags, "fsar.resumed": str(bool(resumed)).lower()}, parent=parent_run_id)
     log(f"run {name} ({'canonical' if canonical else 'NON-CANONICAL: ' + why}; weights {method.weights_source}; "
         f"preset {preset}) -> {run_dir}")
@@ -203,24 +229,26 @@ def execute(spec: RunSpec, config: BenchConfig, progress: Progress | None = None
             "weights_source": method.weights_source, **counts, "train_steps": state.step,
             "train_seconds": state.seconds, "train_loss_last20": mean_tail(state.losses),
             "val_best": state.best_val, "val_best_step": state.best_step, "eval_seconds": eval_seconds,
-            "run_key": spec.key(), "mlflow_run_id": run_id, "environment": env,
+            "run_key": run_key, "mlflow_run_id": run_id, "environment": env, "world_size": world,
         }
-        from fsar_bench.profile import profile_method
+        if main:
+            from fsar_bench.profile import profile_method
 
-        profile = profile_method(method, way=spec.way, shot=spec.shot, query=spec.query, device=device,
-                                 warmup=1, repeats=3)
-        summary.update({k: profile[k] for k in PROFILE_FIELDS if k in profile})
-        summary["hardware_key"] = profile.get("hardware_key", "")
-        df.to_parquet(run_dir / "episodes.parquet", index=False)
-        _atomic_json(summary, run_dir / "summary.json")
-        tracker.log_metrics({k: summary[k] for k in ("accuracy", "accuracy_std", "ci95", "episodes",
-                                                     "train_seconds", "eval_seconds", "params_total",
-                                                     "params_trainable", *PROFILE_FIELDS) if k in summary})
-        tracker.set_tags({"fsar.hardware": summary["hardware_key"][:250]})
-        tracker.log_artifact(run_dir / "episodes.parquet")
-        tracker.log_artifact(run_dir / "summary.json")
+            profile = profile_method(method, way=spec.way, shot=spec.shot, query=spec.query, device=device,
+                                     warmup=1, repeats=3)
+            summary.update({k: profile[k] for k in PROFILE_FIELDS if k in profile})
+            summary["hardware_key"] = profile.get("hardware_key", "")
+            df.to_parquet(run_dir / "episodes.parquet", index=False)
+            _atomic_json(summary, run_dir / "summary.json")
+            tracker.log_metrics({k: summary[k] for k in ("accuracy", "accuracy_std", "ci95", "episodes",
+                                                         "train_seconds", "eval_seconds", "params_total",
+                                                         "params_trainable", *PROFILE_FIELDS) if k in summary})
+            tracker.set_tags({"fsar.hardware": summary["hardware_key"][:250]})
+            tracker.log_artifact(run_dir / "episodes.parquet")
+            tracker.log_artifact(run_dir / "summary.json")
+        summary = dist.broadcast_object(summary)  # every rank returns rank 0's summary
         status = "FINISHED"
-        return RunResult(summary, df, run_dir, run_id)
+        return RunResult(summary, df, run_dir, summary["mlflow_run_id"])
     except KeyboardInterrupt:
         status = "KILLED"
         raise
@@ -228,9 +256,21 @@ def execute(spec: RunSpec, config: BenchConfig, progress: Progress | None = None
         tracker.end(status)
 
 
+def _world_params(world: int, train_cfg: TrainConfig) -> dict[str, Any]:
+    """What a torchrun run records about its ranks (docs/distributed.md)."""
+    if world == 1:
+        return {"world_size": 1}
+    return {"world_size": world, "dist_backend": dist.backend(),
+            "train.episodes_per_update_total": train_cfg.episodes_per_update * world,
+            "train.rank_episodes": f"episode i -> rank i % {world}",
+            "train.rank_seeds": f"rank r: episodes i = r, r+{world}, ...; episode i sampled and augmented from "
+                                f"(train/{train_cfg.seed}, i), torch seeded from ({train_cfg.seed}, step, i)"}
+
+
 def _train(method, spec: RunSpec, train_card, config: BenchConfig, train_cfg: TrainConfig, run_dir: Path,
            tracker, progress: Progress | None) -> TrainState:
-    src = VideoSource.open(train_card, config, Path(spec.train_root) if spec.train_root else None)
+    with dist.main_first():
+        src = VideoSource.open(train_card, config, Path(spec.train_root) if spec.train_root else None)
     jitter = 0.2
     train_way = min(spec.way, len(train_card.split("train").by_class))
     episodes = TrainEpisodes(src, "train", train_way, spec.shot, train_cfg.train_query, train_cfg.steps,
