@@ -7,6 +7,7 @@ below. Unknown keys are errors with suggestions; CLI flags override the file.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,12 +39,42 @@ PROTOCOL_KEYS = set(DEFAULTS["protocol"])
 DATASET_KEYS = {"root", "layout", "masks"}
 TRAIN_KEYS = {"steps", "lr", "weight_decay", "episodes_per_update", "val_every", "val_episodes",
               "train_query", "checkpoint_every", "seed"}
+MAPPINGS = ("protocol", "datasets", "methods", "train", "sweeps")
+# value checks: key -> (what it must be, example, test); int checks exclude bools (YAML `yes`)
+_INT = lambda lo: (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= lo)  # noqa: E731
+_NUM = lambda lo, strict: (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+                           and (v > lo if strict else v >= lo))
+_STR = lambda v: isinstance(v, str) and bool(v.strip())  # noqa: E731
+DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+VALUE_CHECKS: dict[str, tuple[str, str, Any]] = {
+    "data_root": ("a folder path", "~/.cache/fsar-bench/data", _STR),
+    "results_dir": ("a folder path", "fsar-runs", _STR),
+    "tracking_uri": ("a tracking URI or null", "null", lambda v: v is None or _STR(v)),
+    "experiment": ("a name", "fsar-bench", _STR),
+    "device": ("auto, cpu, cuda or cuda:N", "auto", lambda v: isinstance(v, str) and bool(DEVICE_RE.match(v))),
+    "num_workers": ("an integer >= 0", "0", _INT(0)),
+    "protocol.way": ("an integer >= 1", "5", _INT(1)),
+    "protocol.shot": ("an integer >= 0", "1", _INT(0)),
+    "protocol.query": ("an integer >= 1", "1", _INT(1)),
+    "protocol.test_episodes": ("an integer >= 1", "10000", _INT(1)),
+    "protocol.val_episodes": ("an integer >= 1", "1000", _INT(1)),
+    "train.steps": ("an integer >= 0", "500", _INT(0)),
+    "train.lr": ("a number > 0", "1.0e-3", _NUM(0, True)),
+    "train.weight_decay": ("a number >= 0", "0.0", _NUM(0, False)),
+    "train.episodes_per_update": ("an integer >= 1", "16", _INT(1)),
+    "train.val_every": ("an integer >= 0", "1000", _INT(0)),
+    "train.val_episodes": ("an integer >= 1", "1000", _INT(1)),
+    "train.train_query": ("an integer >= 1", "5", _INT(1)),
+    "train.checkpoint_every": ("an integer >= 1", "500", _INT(1)),
+    "train.seed": ("a string or an integer", "0", lambda v: isinstance(v, (str, int)) and not isinstance(v, bool)),
+}
 
 
 @dataclass
 class BenchConfig:
     data: dict[str, Any] = field(default_factory=lambda: _merge(DEFAULTS, {}))
     source: str = "defaults"
+    file_tracking_uri: str | None = None  # the file's value: a different data["tracking_uri"] came from a flag
 
     def __getitem__(self, key: str) -> Any:
         return self.data[key]
@@ -58,7 +89,10 @@ class BenchConfig:
 
     @property
     def tracking_uri(self) -> str:
-        uri = os.environ.get("MLFLOW_TRACKING_URI") or self.data["tracking_uri"]
+        """--tracking-uri (set into data after loading), else $MLFLOW_TRACKING_URI, else the file's, else sqlite."""
+        uri = self.data["tracking_uri"]
+        if not uri or uri == self.file_tracking_uri:
+            uri = os.environ.get("MLFLOW_TRACKING_URI") or uri
         return uri or f"sqlite:///{(self.results_dir / 'mlflow.db').as_posix()}"
 
     def dataset_root(self, name: str) -> Path | None:
@@ -87,25 +121,64 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _check_value(key: str, value: Any, where: str) -> None:
+    what, example, ok = VALUE_CHECKS[key]
+    if not ok(value):
+        fix = f"write e.g. `{key.rpartition('.')[2]}: {example}`"
+        if isinstance(value, str) and key in ("train.lr", "train.weight_decay"):
+            fix += " (YAML reads 1e-3 as text: a float needs a dot, 1.0e-3)"
+        raise FsarError(f"{key} in {where} is {value!r}, not {what}", fix)
+
+
 def _validate(data: dict[str, Any], where: str) -> None:
     for key in data:
         if key not in DEFAULTS:
             raise unknown(f"key in {where},", key, DEFAULTS)
-    for key in data.get("protocol") or {}:
+    for key in MAPPINGS:
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            raise FsarError(f"{key} in {where} is {type(data[key]).__name__} {data[key]!r}, not a mapping",
+                            f"write it as `{key}: {{name: value, ...}}` or indented `name: value` lines "
+                            "(see the bench.yaml shipped with fsar-bench)")
+    for key, value in data.items():
+        if key in VALUE_CHECKS and (value is not None or key == "tracking_uri"):
+            _check_value(key, value, where)
+    for key, value in (data.get("protocol") or {}).items():
         if key not in PROTOCOL_KEYS:
             raise unknown(f"protocol key in {where},", key, PROTOCOL_KEYS)
-    for key in data.get("train") or {}:
+        _check_value(f"protocol.{key}", value, where)
+    for key, value in (data.get("train") or {}).items():
         if key not in TRAIN_KEYS:
             raise unknown(f"train key in {where},", key, TRAIN_KEYS)
-    for name in data.get("sweeps") or {}:
+        _check_value(f"train.{key}", value, where)
+    for name, entry in (data.get("sweeps") or {}).items():
         if name not in DEFAULTS["sweeps"]:
             raise unknown(f"sweep in {where},", name, DEFAULTS["sweeps"])
+        if not isinstance(entry, dict):
+            raise FsarError(f"sweeps.{name} in {where} is not a mapping",
+                            f"write it like the default: {name}: {DEFAULTS['sweeps'][name]}")
     for name, entry in (data.get("datasets") or {}).items():
         if not isinstance(entry, dict):
             raise FsarError(f"datasets.{name} in {where} is not a mapping", "write it as {root: PATH}")
         for key in entry:
             if key not in DATASET_KEYS:
                 raise unknown(f"key of datasets.{name} in {where},", key, DATASET_KEYS)
+        for key in ("root", "masks"):
+            if entry.get(key) is not None and not _STR(entry[key]):
+                raise FsarError(f"datasets.{name}.{key} in {where} is {entry[key]!r}, not a folder path",
+                                f"write it as {{{key}: /path/to/folder}}")
+        if entry.get("layout") is not None:
+            if not isinstance(entry["layout"], dict):
+                raise FsarError(f"datasets.{name}.layout in {where} is not a mapping",
+                                'write it as {kind: video, pattern: "{cls}/{id}.mp4"}')
+            from fsar_bench.data.cards import Layout
+
+            Layout.from_mapping(entry["layout"], f"datasets.{name}.layout in {where}")
+    for name, presets in (data.get("methods") or {}).items():
+        if presets is None:
+            continue
+        if not isinstance(presets, dict) or not all(v is None or isinstance(v, dict) for v in presets.values()):
+            raise FsarError(f"methods.{name} in {where} is not a mapping of presets to hyperparameters",
+                            f"write it as `{name}: {{tiny: {{image_size: 48}}}}`")
 
 
 def load_config(path: str | Path | None = None) -> BenchConfig:
@@ -126,4 +199,4 @@ def load_config(path: str | Path | None = None) -> BenchConfig:
         raise FsarError(f"{p} is not a mapping of keys to values", "see the bench.yaml shipped with fsar-bench")
     _validate(data, str(p))
     return BenchConfig(_merge(DEFAULTS, {k: v for k, v in data.items() if v is not None or k == "tracking_uri"}),
-                       str(p))
+                       str(p), data.get("tracking_uri"))

@@ -9,6 +9,7 @@ A remote server that does not answer is detected before any training starts.
 
 from __future__ import annotations
 
+import http.client
 import logging
 import os
 import urllib.error
@@ -27,10 +28,14 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
     if not uri.startswith(("http://", "https://")):
         return
     try:
-        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout)  # noqa: S310 (user-given URI)
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):  # noqa: S310 (user-given URI)
+            pass
     except urllib.error.HTTPError:
         return  # the server answered
-    except (urllib.error.URLError, OSError) as exc:
+    except (http.client.InvalidURL, ValueError) as exc:  # e.g. a non-numeric port
+        raise FsarError(f"MLflow tracking URI {uri!r} is not a valid URL ({exc})",
+                        "write it as http://HOST:PORT, or drop it to use the local store") from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         raise FsarError(f"MLflow tracking server {uri} is unreachable ({getattr(exc, 'reason', exc)})",
                         "start it, fix --tracking-uri / MLFLOW_TRACKING_URI, or drop it to use the local store") from None
 

@@ -31,10 +31,17 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path).expanduser()
     if not path.exists():
         raise FsarError(f"weights file {path} does not exist", "pass an existing file, or drop the weights option")
+    if not path.is_file():
+        raise FsarError(f"weights file {path} is not a file", "pass the path of a state-dict file, not a folder")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except Exception as exc:  # noqa: BLE001  (SafetensorError, OSError: a damaged or partial file)
+            raise FsarError(f"weights file {path} cannot be read as safetensors ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0] if str(exc) else ''})",
+                            "re-download it, or pass a state dict saved with torch.save") from None
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001
@@ -51,7 +58,13 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 def load_into(module: nn.Module, path: str | Path, what: str) -> str:
     """Load a local weights file into `module` strictly; returns the 'file:<digest>' source label."""
     state = read_state_dict(path)
-    missing, unexpected = module.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = module.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # same keys, other shapes: another size of the architecture
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        detail = next((line for line in lines if "size mismatch" in line), lines[-1] if lines else "")
+        raise FsarError(f"weights file {path} does not fit {what} ({detail})",
+                        f"pass weights saved from a {what}") from None
     if missing or unexpected:
         raise FsarError(f"weights file {path} does not fit {what} ({len(missing)} missing keys e.g. "
                         f"{missing[:2]}, {len(unexpected)} unexpected e.g. {unexpected[:2]})",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from fsar_bench.cli import compare_cmd, data_cmd, episodes_cmd, listing, profile_cmd, run_cmd, sweep_cmd
+from fsar_bench.cli import check_cmd, compare_cmd, data_cmd, episodes_cmd, listing, profile_cmd, run_cmd, sweep_cmd
 
 app = typer.Typer(
     name="fsar-bench",
@@ -26,3 +26,4 @@ run_cmd.register(app)
 sweep_cmd.register(app)
 profile_cmd.register(app)
 compare_cmd.register(app)
+check_cmd.register(app)

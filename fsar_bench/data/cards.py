@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from fsar_bench.errors import FsarError, unknown
+from fsar_bench.errors import FsarError, suggest, unknown
 
 SPLITS = ("train", "val", "test")
 CARD_KEYS = {
@@ -26,6 +26,11 @@ CARD_KEYS = {
     "toy", "provenance", "notes", "frames_in_paper", "reported_name",
 }
 LAYOUT_KEYS = {"kind", "pattern", "ext"}
+# Extensions a `video` layout cannot point at: images (use kind 'frames'), archives, data files.
+# Anything else is handed to the decoders (ffmpeg reads far more containers than we could list).
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+NOT_VIDEO_SUFFIXES = {".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".rar", ".7z", ".txt", ".csv", ".json", ".pkl",
+                      ".pickle", ".npy", ".npz", ".h5", ".hdf5", ".lmdb", ".pt", ".pth", ".yaml", ".yml", ".list"}
 
 
 def datasets_dir() -> Path:
@@ -60,7 +65,18 @@ class Layout:
         kind = data.get("kind", "video")
         if kind not in ("video", "frames"):
             raise FsarError(f"layout kind {kind!r} in {where} is not supported", "use 'video' or 'frames'")
-        return cls(kind=kind, pattern=data.get("pattern", "{cls}/{id}.mp4"))
+        pattern = data.get("pattern", "{cls}/{id}.mp4")
+        if not isinstance(pattern, str) or "{id}" not in pattern:
+            raise FsarError(f"layout pattern {pattern!r} in {where} does not contain {{id}}",
+                            'write it like "{cls}/{id}.mp4" ({cls}, {cls_} and {id} are filled in per video)')
+        suffix = Path(pattern).suffix.lower()
+        if kind == "video" and suffix in IMAGE_SUFFIXES:
+            raise FsarError(f"layout pattern {pattern!r} in {where} points at {suffix} images, not videos",
+                            'for folders of frame images use {kind: frames, pattern: "{cls}/{id}"}')
+        if kind == "video" and suffix in NOT_VIDEO_SUFFIXES:
+            raise FsarError(f"layout pattern {pattern!r} in {where}: {suffix} is not a video container",
+                            "extract or convert the videos (mp4, avi, webm, mkv, ...) and point the pattern at them")
+        return cls(kind=kind, pattern=pattern)
 
 
 @dataclass(frozen=True)
@@ -127,8 +143,44 @@ class DatasetCard:
         if name not in self.split_files:
             raise unknown(f"split of dataset {self.name!r},", name, self.split_files)
         path = self.folder / self.split_files[name]
-        data = path.read_bytes()
-        return Split(name, tuple(parse_split(data.decode("utf-8"), str(path))), hashlib.sha256(data).hexdigest())
+        try:
+            data = path.read_bytes()
+            text = data.decode("utf-8")
+        except OSError as exc:
+            raise FsarError(f"cannot read the {name} split list {path} of dataset {self.name!r} "
+                            f"({exc.strerror or type(exc).__name__})",
+                            f"restore it, or fix `splits` in {self.folder / 'card.yaml'}") from None
+        except UnicodeDecodeError:
+            raise FsarError(f"the {name} split list {path} is not UTF-8 text",
+                            "write one '<class>/<video id>' per line, UTF-8 encoded") from None
+        entries = tuple(parse_split(text, str(path)))
+        known = self.map_classes
+        if known is not None:
+            for n, (cls, vid) in enumerate(entries, 1):
+                if cls not in known:
+                    hint = suggest(cls, known)
+                    raise FsarError(f"split list {path} names class {cls!r} (entry {n}: '{cls}/{vid}'), which is not "
+                                    f"in the class map {self.folder / str(self.class_map_file)}",
+                                    (hint + " " if hint else "") + "fix the class name in the split list, or add the "
+                                    "class to the class map")
+        return Split(name, entries, hashlib.sha256(data).hexdigest())
+
+    @cached_property
+    def map_classes(self) -> set[str] | None:
+        """The classes of the class map (None without one): every split entry must name one of them."""
+        if not self.class_map_file:
+            return None
+        path = self.folder / self.class_map_file
+        try:
+            with open(path, newline="") as fh:
+                reader = csv.DictReader(fh, delimiter="\t")
+                if "folder_class" not in (reader.fieldnames or []):
+                    raise FsarError(f"class map {path} of dataset {self.name!r} has no 'folder_class' column",
+                                    "write it as tab-separated values with a header row naming 'folder_class'")
+                return {row["folder_class"] for row in reader if row.get("folder_class")}
+        except OSError as exc:
+            raise FsarError(f"class map {path} of dataset {self.name!r} cannot be read ({exc.strerror or exc})",
+                            f"restore it, or fix `class_map` in {self.folder / 'card.yaml'}") from None
 
     @cached_property
     def text_names(self) -> dict[str, str]:

@@ -19,6 +19,11 @@ import numpy as np
 from fsar_bench.errors import FsarError
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
+# Containers of video datasets that ffmpeg (behind decord and PyAV) reads. A file with another
+# extension that does not decode is reported as an unsupported container rather than as corrupt.
+VIDEO_EXTS = frozenset({".mp4", ".m4v", ".mov", ".avi", ".webm", ".mkv", ".flv", ".wmv", ".asf", ".mpg", ".mpeg",
+                        ".ts", ".mts", ".m2ts", ".vob", ".ogv", ".ogg", ".3gp", ".gif", ".divx", ".mjpeg", ".y4m",
+                        ".rm", ".rmvb"})
 _BACKEND = os.environ.get("FSAR_BENCH_DECODER", "auto")  # auto | decord | pyav
 
 
@@ -97,6 +102,14 @@ def _read(path: Path, select: Selector) -> tuple[list[int], np.ndarray | None]:
         except Exception as exc:  # noqa: BLE001  (decoders raise many types; report them all)
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             errors.append(f"{reader.__name__.strip('_').split('_')[0]}: {first}")
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_EXTS:
+        raise VideoError(f"{path} is a {suffix} image, not a video",
+                         'for folders of frame images set the layout to {kind: frames, pattern: "{cls}/{id}"}')
+    if suffix and suffix not in VIDEO_EXTS:
+        raise VideoError(f"unsupported container {suffix} of {path} ({'; '.join(errors)})",
+                         "convert the videos to mp4, avi, webm or mkv (e.g. `ffmpeg -i IN OUT.mp4`) and point the "
+                         "dataset layout pattern at them")
     raise VideoError(f"cannot decode {path} ({'; '.join(errors)})",
                      "re-download or re-encode the file, or run `fsar-bench data check` to list all bad files")
 

@@ -90,6 +90,17 @@ def _atomic_json(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise FsarError(f"results folder {folder} is not writable ({exc.strerror or type(exc).__name__})",
+                        "pass --results-dir or fix results_dir in bench.yaml") from None
+
+
 def _device(config: BenchConfig) -> str:
     import torch
 
@@ -179,6 +190,10 @@ def execute(spec: RunSpec, config: BenchConfig, progress: Progress | None = None
     why = canon.reason if canon else f"{len(missing)} missing videos (--allow-missing)"
 
     run_key = spec.key(world if do_train else 1)
+    from fsar_bench.tracking import check_reachable
+
+    check_reachable(config.tracking_uri)  # before anything is written or trained
+    _check_writable(config.results_dir)
     name = f"{spec.method}-{card.name}-{spec.way}w{spec.shot}s"
     run_dir = config.results_dir / f"{name}-{run_key}"
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -92,12 +92,12 @@ def build(records: list[RunRecord], datasets: list[str] | None = None, settings:
     names = list(dict.fromkeys(names)) if names else None
     candidates = names or rep.board_datasets()
     boards: list[Board] = []
-    hosted = hosted_as() if reported else {}
     for ds in candidates:
         rows = None
         if reported and rep.has_reported(ds):
             rows = rep.reported_rows(ds, settings, all_tables=all_reported)
             if not rows.empty:
+                hosted = hosted_as()  # loads every method's card (cached): only when there are reported rows
                 rows = rows.assign(hosted_as=[", ".join(hosted.get(m, [])) for m in rows["method"]])
         found = {r.setting for r in records if r.dataset == ds}
         if rows is not None:

@@ -77,7 +77,9 @@ def _digest(d: str) -> str:
 def _common(rec: RunRecord) -> dict[str, str]:
     return {
         "method": rec.method, "matcher": rec.matcher or DASH, "preset": rec.preset or DASH,
-        "backbone": rec.backbone or DASH, "weights": rec.weights_source or rec.weights,
+        "backbone": rec.backbone or DASH, "frames": DASH if rec.frames is None else str(rec.frames),
+        "weights": rec.weights_source or rec.weights,
+        "train episodes": DASH if rec.train_steps is None else f"{rec.train_steps:,}",
         "accuracy (%) ± 95% CI": _fmt_acc(rec), "episodes": f"{rec.episodes:,}", "digest": _digest(rec.digest),
         "params (M)": _fmt_millions(rec.params_total), "trainable (M)": _fmt_millions(rec.params_trainable),
         "GFLOPs/video": _fmt_millions(rec.flops_per_video, 1e9), "run key": f"`{rec.run_key}`",
@@ -117,15 +119,19 @@ def reported_table(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def card_table(info: CardInfo) -> pd.DataFrame | None:
-    c = info.card
-    if c is None:
-        return None
-    rows = [("paper", c.paper), ("backbone", c.backbone), ("pretraining", c.pretraining),
-            ("fine-tuning", c.finetune), ("text used at test time", "yes" if c.text_at_test else "no"),
-            ("default matcher", c.default_matcher), ("reported as", ", ".join(map(str, c.reported_as))),
-            ("notes", " ".join(str(c.notes).split()))]
-    return pd.DataFrame([{"field": k, "value": v or DASH} for k, v in rows])
+def cards_table(cards: list[CardInfo]) -> pd.DataFrame:
+    rows = []
+    for info in cards:
+        c = info.card
+        if c is None:
+            rows.append({"method": info.name, "paper": f"card unavailable: {info.error}"})
+            continue
+        rows.append({"method": info.name, "paper": c.paper, "backbone": c.backbone, "pretraining": c.pretraining,
+                     "fine-tuning": c.finetune, "text at test time": "yes" if c.text_at_test else "no",
+                     "default matcher": c.default_matcher, "reported as": ", ".join(map(str, c.reported_as))})
+    df = pd.DataFrame(rows, columns=["method", "paper", "backbone", "pretraining", "fine-tuning", "text at test time",
+                                     "default matcher", "reported as"])
+    return df.fillna("").replace("", DASH)
 
 
 # -- blocks -------------------------------------------------------------------------------------
@@ -138,7 +144,9 @@ def _title(lb: Leaderboard) -> str:
 def _board_blocks(b: Board, lb: Leaderboard) -> list[Block]:
     alias = f" (reported as `{b.reported_name}`)" if b.reported_name and b.reported_name != b.dataset else ""
     if not b.setting:
-        return [Block("h2", f"{b.dataset}{alias}"), Block("note", "No reproduced run and no reported row.")]
+        hint = " (reported rows: the papers' main tables; `--all-reported` adds the others)" if (
+            lb.reported and not lb.all_reported and b.reported is not None) else ""
+        return [Block("h2", f"{b.dataset}{alias}"), Block("note", f"No reproduced run and no reported row{hint}.")]
     s = b.sections
     out = [Block("h2", f"{b.dataset} · {setting_title(b.setting)} ({b.setting}){alias}")]
     if s.canonical_digest:
@@ -177,7 +185,7 @@ def blocks(lb: Leaderboard) -> list[Block]:
     if lb.header:
         out.append(Block("note", lb.header))
     out.append(Block("p", RULES))
-    if lb.reported and not lb.all_reported:
+    if lb.reported and not lb.all_reported and any(b.reported is not None for b in lb.boards):
         out.append(Block("p", "Reported rows come from the papers' main comparison tables (DMGAL Tables II-IV, "
                               "MA-FSAR Tables 1-2, I2ST Tables 1, 2 and 6); `--all-reported` adds the ablation "
                               "tables. A number printed in two tables of one paper is one row."))
@@ -189,14 +197,14 @@ def blocks(lb: Leaderboard) -> list[Block]:
         out.extend(_board_blocks(b, lb))
     if lb.cards:
         out.append(Block("h2", "Method cards"))
-        out.append(Block("p", "From the `card.yaml` beside each hosted method (`fsar-bench list methods`)."))
+        out.append(Block("p", "The methods of the rows above, from the `card.yaml` beside each hosted method "
+                              "(`fsar-bench list methods`); \"reported as\" names their rows in the papers' "
+                              "tables. A card describes the method as published (its `full` preset); the rows "
+                              "above say what each run used (preset, backbone, weights)."))
+        out.append(Block("table", table=cards_table(lb.cards)))
         for info in lb.cards:
-            out.append(Block("h3", info.name))
-            table = card_table(info)
-            if table is None:
-                out.append(Block("note", f"Card unavailable: {info.error}"))
-            else:
-                out.append(Block("table", table=table))
+            if info.card is not None and str(info.card.notes).strip():
+                out.append(Block("p", f"**{info.name}**: {' '.join(str(info.card.notes).split())}"))
     if lb.papers:
         out.append(Block("h2", "Sources of the reported rows"))
         out.append(Block("p", "Extracted from the papers' result tables; see `leaderboards/reported/README.md` "
@@ -282,7 +290,8 @@ def to_html(lb: Leaderboard) -> str:
 # -- CSV ----------------------------------------------------------------------------------------
 
 CSV_COLUMNS = ["dataset", "setting", "kind", "rank", "tier", "method", "matcher", "preset", "backbone",
-               "pretraining", "finetune", "weights", "weights_source", "accuracy", "ci95", "episodes",
+               "pretraining", "finetune", "frames", "weights", "weights_source", "train_steps", "accuracy", "ci95",
+               "episodes",
                "episode_digest", "canonical_digest", "params_total", "params_trainable", "flops_per_video",
                "flops_per_episode", "gflops", "run_key", "mlflow_run_id", "reason", "source_paper", "source_table",
                "own_implementation", "train_dataset", "hosted_as", "flags", "note"]
@@ -296,7 +305,8 @@ def _run_row(b: Board, kind: str, rec: RunRecord, rank: int | None = None, tier:
              reason: str = "") -> dict:
     return {"dataset": b.dataset, "setting": b.setting, "kind": kind, "rank": rank, "tier": tier,
             "method": rec.method, "matcher": rec.matcher, "preset": rec.preset, "backbone": rec.backbone,
-            "weights": rec.weights, "weights_source": rec.weights_source,
+            "frames": rec.frames,
+            "weights": rec.weights, "weights_source": rec.weights_source, "train_steps": rec.train_steps,
             "accuracy": _nan(rec.accuracy), "ci95": _nan(rec.ci95), "episodes": rec.episodes,
             "episode_digest": rec.digest, "canonical_digest": b.sections.canonical_digest or "",
             "params_total": _nan(rec.params_total), "params_trainable": _nan(rec.params_trainable),
@@ -317,14 +327,15 @@ def to_csv(lb: Leaderboard) -> str:
                 rows.append({
                     "dataset": b.dataset, "setting": b.setting, "kind": "reported", "method": r.method,
                     "matcher": r.matcher, "backbone": r.backbone, "pretraining": r.pretraining,
-                    "finetune": r.finetune, "accuracy": r.accuracy, "params_total": _nan(r.params_total_m * 1e6),
+                    "finetune": r.finetune, "frames": r.frames, "accuracy": r.accuracy,
+                    "params_total": _nan(r.params_total_m * 1e6),
                     "params_trainable": _nan(r.params_trainable_m * 1e6), "gflops": _nan(r.gflops),
                     "source_paper": r.source_paper, "source_table": r.source_table,
                     "own_implementation": bool(r.own_implementation), "train_dataset": r.train_dataset,
                     "hosted_as": getattr(r, "hosted_as", ""), "flags": r.flags, "note": r.note,
                 })
     df = pd.DataFrame(rows, columns=CSV_COLUMNS)
-    for col in ("rank", "tier", "episodes"):
+    for col in ("rank", "tier", "episodes", "train_steps", "frames"):
         df[col] = df[col].astype("Int64")
     buf = io.StringIO()
     df.to_csv(buf, index=False, lineterminator="\n")

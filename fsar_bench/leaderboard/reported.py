@@ -202,8 +202,11 @@ def _flags(row: pd.Series) -> str:
     flags = []
     if row["own_implementation"]:
         flags.append("re-run by the citing paper")
-    if row["train_dataset"] not in (row["test_dataset"], ""):
-        flags.append(f"trained on {row['train_dataset']}")
+    train, test = row["train_dataset"], row["test_dataset"]
+    if train == "none":
+        flags.append("no meta-training")
+    elif train and not test.startswith(train):  # ssv2_full_3s is a test subset of ssv2_full
+        flags.append(f"trained on {train}")
     note = row["note"]
     if "re-split" in note and "NOT the standard" in note:
         flags.append("random class re-split, not the standard split")

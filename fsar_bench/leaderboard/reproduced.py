@@ -64,6 +64,7 @@ class RunRecord:
     backbone: str = ""
     train_dataset: str = ""
     frames: int | None = None
+    train_steps: int | None = None  # training episodes configured; 0 = evaluated without training
     episode_seed: str = ""
     digest: str = ""
     canonical: bool = False
@@ -158,6 +159,7 @@ def record_from_mlflow(run: Any) -> RunRecord | None:
         episodes=_int(metrics.get("episodes", params.get("episodes"))), matcher=params.get("matcher", ""),
         preset=params.get("preset", ""), backbone=params.get("backbone", ""),
         train_dataset=params.get("train_dataset", dataset), frames=_int(params.get("frames")) or None,
+        train_steps=_train_steps(params),
         episode_seed=params.get("episode_seed", ""), digest=params.get("episode_digest", ""),
         canonical=(tags.get("fsar.canonical") or params.get("canonical", "")).strip().lower() == "true",
         weights=weights_class(tags.get("fsar.weights"), source), weights_source=source,
@@ -167,6 +169,13 @@ def record_from_mlflow(run: Any) -> RunRecord | None:
         flops_per_video=_num(metrics.get("flops_per_video")), flops_per_episode=_num(metrics.get("flops_per_episode")),
         end_time=int(run.info.end_time or 0), start_time=int(run.info.start_time or 0),
     )
+
+
+def _train_steps(params: dict[str, str]) -> int | None:
+    if params.get("trained", "").strip().lower() == "false" or _int(params.get("shot"), 1) == 0:
+        return 0
+    steps = _num(params.get("train.steps"))
+    return int(steps) if steps is not None else None
 
 
 def store_exists(uri: str) -> bool:
@@ -368,7 +377,8 @@ def rankable(records: list[RunRecord]) -> list[RunRecord]:
 # -- snapshot files -----------------------------------------------------------------------------
 
 _SAVED = ("run_key", "run_id", "method", "dataset", "setting", "way", "shot", "query", "episodes", "matcher",
-          "preset", "backbone", "train_dataset", "frames", "episode_seed", "digest", "canonical", "weights",
+          "preset", "backbone", "train_dataset", "frames", "train_steps", "episode_seed", "digest", "canonical",
+          "weights",
           "weights_source", "accuracy", "ci95", "accuracy_std", "params_total", "params_trainable",
           "flops_per_video", "flops_per_episode")
 
