@@ -208,7 +208,7 @@ def execute(spec: RunSpec, config: BenchConfig, progress: Progress | None = None
     counts = method.parameter_counts()
     params = {
         "method": spec.method, "matcher": getattr(method, "matcher_name", ""), "preset": preset,
-        "backbone": method.hparams.get("backbone", ""), "dataset": card.name, "train_dataset": train_card.name,
+        "backbone": method.hparams.get("backbone") or method.hparams.get("clip_model") or "", "dataset": card.name, "train_dataset": train_card.name,
         "cross_dataset": train_card.name != card.name, "way": spec.way, "shot": spec.shot, "query": spec.query,
         "frames": method.frames, "image_size": method.image_size, "episodes": spec.episodes,
         "episode_seed": test_seed, "episode_digest": episodes.digest, "canonical": canonical,
