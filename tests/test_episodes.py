@@ -283,8 +283,8 @@ def test_verify_toy_dataset(cli):
     res = cli("episodes", "verify", "--dataset", "toy-motion")
     assert res.code == 0, res.err
     rows = [line for line in res.out.splitlines() if line.startswith("toy-motion ")]
-    assert len(rows) == 11 and all(line.rstrip().endswith(" ok") for line in rows)
-    assert "all 11 standard episode sets of 1 dataset(s) match their locks" in res.out
+    assert len(rows) == 12 and all(line.rstrip().endswith(" ok") for line in rows)
+    assert "all 12 standard episode sets of 1 dataset(s) match their locks" in res.out
 
 
 @pytest.mark.slow
@@ -338,7 +338,7 @@ def test_verify_detects_tampering(small_card, cli):
     test_list.write_text("\n".join(test_list.read_text().splitlines()[1:]) + "\n")
     cards_mod.DatasetCard.split.cache_clear()  # split lists are cached per (equal) card
     res = cli("episodes", "verify", "-d", "toy-motion", "--jobs", "1")
-    assert res.code == 1 and res.out.count("MISMATCH (split list changed)") == 8
+    assert res.code == 1 and res.out.count("MISMATCH (split list changed)") == 9
 
 
 def test_show(cli):
