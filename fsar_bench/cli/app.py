@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from fsar_bench.cli import check_cmd, compare_cmd, data_cmd, episodes_cmd, listing, profile_cmd, run_cmd, sweep_cmd
+from fsar_bench.cli import (
+    check_cmd, compare_cmd, data_cmd, episodes_cmd, leaderboard_cmd, listing, profile_cmd, run_cmd, sweep_cmd,
+)
 
 app = typer.Typer(
     name="fsar-bench",
@@ -27,3 +29,4 @@ sweep_cmd.register(app)
 profile_cmd.register(app)
 compare_cmd.register(app)
 check_cmd.register(app)
+leaderboard_cmd.register(app)
