@@ -24,6 +24,18 @@ def parse_sets(items: list[str]) -> dict:
     return out
 
 
+def cli_config(config: Optional[Path], results_dir: Optional[Path], tracking_uri: Optional[str]):
+    """bench.yaml with the --results-dir and --tracking-uri flags applied (the flags win)."""
+    from fsar_bench.config import load_config
+
+    cfg = load_config(config)
+    if results_dir:
+        cfg.data["results_dir"] = str(results_dir)
+    if tracking_uri:
+        cfg.data["tracking_uri"] = tracking_uri
+    return cfg
+
+
 def run(
     ctx: typer.Context,
     method: str = typer.Argument(..., help="registered method name (`fsar-bench list methods`)"),
@@ -67,15 +79,10 @@ def run(
     """
     if nproc > 1:
         sys.exit(_launch_torchrun(ctx, nproc))
-    from fsar_bench.config import load_config
     from fsar_bench.engine.runner import RunSpec, execute
     from fsar_bench.ui import print_summary, stage_progress
 
-    cfg = load_config(config)
-    if results_dir:
-        cfg.data["results_dir"] = str(results_dir)
-    if tracking_uri:
-        cfg.data["tracking_uri"] = tracking_uri
+    cfg = cli_config(config, results_dir, tracking_uri)
     proto = cfg["protocol"]
     train = {k: v for k, v in {"steps": steps, "lr": lr, "seed": seed}.items() if v is not None}
     spec = RunSpec(

@@ -33,17 +33,12 @@ def sweep(
 
       fsar-bench sweep cross-dataset --method i2st
     """
-    from fsar_bench.cli.run_cmd import parse_sets
-    from fsar_bench.config import load_config
+    from fsar_bench.cli.run_cmd import cli_config, parse_sets
     from fsar_bench.engine.runner import RunSpec
     from fsar_bench.engine.sweep import run_sweep
     from fsar_bench.ui import stage_progress
 
-    cfg = load_config(config)
-    if results_dir:
-        cfg.data["results_dir"] = str(results_dir)
-    if tracking_uri:
-        cfg.data["tracking_uri"] = tracking_uri
+    cfg = cli_config(config, results_dir, tracking_uri)
     proto = cfg["protocol"]
     base = RunSpec(method=method, dataset=dataset, way=proto["way"], shot=proto["shot"], query=proto["query"],
                    episodes=episodes or proto["test_episodes"], preset=preset, matcher=matcher,
