@@ -167,6 +167,21 @@ def _score_chunk(method: Method, store: FeatureStore, rows: dict[Key, int], eps:
     return logits.cpu(), torch.tensor(q_lab)
 
 
+def _distinct_keys(method: Method, episodes: list[Episode]) -> list[Key]:
+    """Each (video, role) the episodes need, once, in first-use order."""
+    keys: dict[Key, None] = {}
+    for ep in episodes:
+        for part in episode_keys(method, ep):
+            keys.update(dict.fromkeys(part))
+    return list(keys)
+
+
+def _feature_store(method: Method, source: VideoSource, cache_dir: Path | None) -> FeatureStore:
+    """The persistent store of this model's embeddings (under `cache_dir`), else an in-memory one."""
+    folder = cache_dir / model_fingerprint(method, clip_transform(method, source).key) if cache_dir else None
+    return FeatureStore(folder)
+
+
 def embed_into(method: Method, source: VideoSource, keys: list[Key], store: FeatureStore, opts: EvalOptions,
                progress: Callable[[int, int], None] | None = None) -> dict[Key, int]:
     """Embed the keys missing from `store`; return each key's row."""
@@ -198,13 +213,8 @@ def evaluate(method: Method, source: VideoSource, episodes: EpisodeSet, results:
         results.append(chunk) if results else rows_out.extend(chunk)
 
     if todo and opts.cache:
-        keys: dict[Key, None] = {}
-        for ep in todo:
-            for part in episode_keys(method, ep):
-                keys.update(dict.fromkeys(part))
-        folder = cache_dir / model_fingerprint(method, clip_transform(method, source).key) if cache_dir else None
-        store = FeatureStore(folder)
-        rows = embed_into(method, source, list(keys), store, opts,
+        keys, store = _distinct_keys(method, todo), _feature_store(method, source, cache_dir)
+        rows = embed_into(method, source, keys, store, opts,
                           (lambda d, t: progress("embedding videos", d, t)) if progress else None)
         for start in range(0, len(todo), opts.batch_episodes):
             eps = todo[start:start + opts.batch_episodes]
@@ -274,13 +284,8 @@ def _evaluate_sharded(method: Method, source: VideoSource, episodes: EpisodeSet,
 
     text_name = source.card.text_name
     if todo and opts.cache:
-        keys: dict[Key, None] = {}
-        for ep in todo:
-            for part in episode_keys(method, ep):
-                keys.update(dict.fromkeys(part))
-        folder = cache_dir / model_fingerprint(method, clip_transform(method, source).key) if cache_dir else None
-        store = FeatureStore(folder)
-        rows = _embed_sharded(method, source, list(keys), store, opts,
+        keys, store = _distinct_keys(method, todo), _feature_store(method, source, cache_dir)
+        rows = _embed_sharded(method, source, keys, store, opts,
                               (lambda d, t: progress("embedding videos", d, t)) if progress else None)
         for first in range(0, len(chunks), world):
             group = chunks[first:first + world]  # chunk first + r is rank r's
