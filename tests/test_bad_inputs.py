@@ -89,18 +89,40 @@ def _corrupt(root: Path) -> Path:
 
 
 def test_corrupt_video(fake_dataset, workdir, cli):
+    """Found by the pre-flight probe (fsar_bench/data/preflight.py): no run folder, no MLflow run."""
     _, root = fake_dataset
     bad = _corrupt(root)
     one_line_error(run_fake(cli, root), f"cannot decode {bad}", "re-download or re-encode", "fsar-bench data check")
-
-
-@pytest.mark.xfail(strict=False, reason="engine: a corrupt video is found while evaluating, after the run folder "
-                   "and the MLflow run exist; needs a decode pre-flight in engine/runner.py before run_dir.mkdir")
-def test_corrupt_video_detected_before_writing(fake_dataset, workdir, cli):
-    _, root = fake_dataset
-    _corrupt(root)
-    assert run_fake(cli, root).code == 2
     nothing_written(workdir)
+
+
+def test_corrupt_training_videos_detected_before_training(fake_dataset, workdir, cli):
+    _, root = fake_dataset
+    for vid in ("v_Diving_g01_c01", "v_Fencing_g01_c02"):
+        (root / vid.split("_")[1] / f"{vid}.mp4").write_bytes(b"\x00" * 4096)
+    res = cli("run", "protonet", "--dataset", "fake_ucf", "--root", root, "--preset", "tiny", "--way", "2",
+              "--shot", "1", "--episodes", "4")
+    one_line_error(res, "cannot decode", "v_Diving_g01_c01", "and 1 more of fake_ucf", "fsar-bench data check fake_ucf")
+    nothing_written(workdir)
+
+
+def test_preflight_remembers_good_videos(fake_dataset, workdir):
+    """A rerun probes only new or changed files."""
+    from fsar_bench.config import load_config
+    from fsar_bench.data.cards import get_card
+    from fsar_bench.data.preflight import Preflight
+    from fsar_bench.data.source import VideoSource
+
+    card, root = fake_dataset
+    source = VideoSource.open(get_card("fake_ucf"), load_config(None), root)
+    keys = get_card("fake_ucf").split("test").entries
+    first = Preflight(source, workdir / "cache")
+    assert first.check(keys) == 4
+    first.save()
+    assert Preflight(source, workdir / "cache").check(keys) == 0
+    bad = _corrupt(root)
+    with pytest.raises(Exception, match=f"cannot decode {bad}"):
+        Preflight(source, workdir / "cache").check(keys)
 
 
 def test_unsupported_container_in_layout(fake_dataset, workdir, cli):

@@ -125,6 +125,38 @@ def _filtered_set(card, spec: EpisodeSpec, source: VideoSource, allow_missing: b
     return EpisodeSet(spec, by_class), missing
 
 
+def _train_root(spec: RunSpec) -> Path | None:
+    """--train-root, else --root when training on the test dataset (one copy of the data)."""
+    if spec.train_root:
+        return Path(spec.train_root)
+    same = spec.train_dataset in (None, spec.dataset)
+    return Path(spec.root) if same and spec.root else None
+
+
+def _preflight(spec: RunSpec, card, train_card, source: VideoSource, config: BenchConfig, train_cfg: TrainConfig,
+               do_train: bool, missing: set[str], progress: Progress | None) -> list:
+    """Open every real-dataset video the run will read (test split; train and val splits when training)
+    before anything is written, so a corrupt file is a one-line error, not a failed run (data/preflight.py)."""
+    from fsar_bench.data.preflight import Preflight
+
+    cache = config.results_dir / "cache"
+    work: list[tuple[VideoSource, list[tuple[str, str]]]] = []
+    if not card.is_toy:
+        work.append((source, [(c, v) for c, v in card.split("test").entries if f"{c}/{v}" not in missing]))
+    if do_train and not train_card.is_toy:
+        with dist.main_first():
+            train_src = VideoSource.open(train_card, config, _train_root(spec))
+        splits = ["train"] + (["val"] if train_cfg.val_every and "val" in train_card.split_files else [])
+        work.append((train_src, [e for s in splits for e in train_card.split(s).entries]))
+    probes = []
+    for src, keys in work:
+        probe = Preflight(src, cache)
+        show = (lambda d, t, n=src.card.name: progress(f"opening {n} videos", d, t)) if progress else None
+        probe.check(keys, show)
+        probes.append(probe)
+    return probes
+
+
 def _train_config(cls, preset: str, config: BenchConfig, spec: RunSpec, device: str) -> TrainConfig:
     values = {**cls.train_presets.get(preset, {}), **config["train"], **spec.train}
     known = set(TrainConfig.__dataclass_fields__)
@@ -193,7 +225,10 @@ def execute(spec: RunSpec, config: BenchConfig, progress: Progress | None = None
     from fsar_bench.tracking import check_reachable
 
     check_reachable(config.tracking_uri)  # before anything is written or trained
+    probes = _preflight(spec, card, train_card, source, config, train_cfg, do_train, set(missing), progress)
     _check_writable(config.results_dir)
+    for probe in probes:
+        probe.save()
     name = f"{spec.method}-{card.name}-{spec.way}w{spec.shot}s"
     run_dir = config.results_dir / f"{name}-{run_key}"
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -285,7 +320,7 @@ def _world_params(world: int, train_cfg: TrainConfig) -> dict[str, Any]:
 def _train(method, spec: RunSpec, train_card, config: BenchConfig, train_cfg: TrainConfig, run_dir: Path,
            tracker, progress: Progress | None) -> TrainState:
     with dist.main_first():
-        src = VideoSource.open(train_card, config, Path(spec.train_root) if spec.train_root else None)
+        src = VideoSource.open(train_card, config, _train_root(spec))
     jitter = 0.2
     train_way = min(spec.way, len(train_card.split("train").by_class))
     episodes = TrainEpisodes(src, "train", train_way, spec.shot, train_cfg.train_query, train_cfg.steps,
