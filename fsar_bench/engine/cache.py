@@ -160,6 +160,14 @@ class FeatureStore:
         for i, key in enumerate(keys):
             self.index[key] = start + i
 
+    def row_bytes(self) -> int:
+        """Bytes of one row (all streams, float32): what gathering one video's features costs."""
+        if self.folder is None:
+            shapes = [bank[0].shape[1:] for bank in self._mem.values()]
+        else:
+            shapes = [meta["shape"] for meta in self._meta.values()]
+        return sum(int(np.prod(shape)) * 4 for shape in shapes)
+
     def gather(self, rows: Tensor) -> Features:
         """Features of the given row numbers, shaped [*rows.shape, ...]."""
         out: dict[str, Tensor] = {}

@@ -143,11 +143,29 @@ class EvalOptions:
     batch_videos: int = 16
     batch_episodes: int = 500  # episodes scored per matcher call; also the chunk size on disk
     device: str = "cpu"
+    # bytes of features gathered per matcher call: batches of big per-video features (DMGAL's maps,
+    # 3 MB/video) are cut to fit, so batch_episodes stays the on-disk chunk and never the memory bound
+    gather_budget: int = 256 << 20
     shard: bool = True  # under torchrun, split the work across the ranks (all of them must call evaluate)
 
 
+def scoring_batch(row_bytes: int, videos_per_episode: int, budget: int) -> int:
+    """Episodes per matcher call so that their gathered features stay within `budget` bytes (>= 1)."""
+    return max(1, budget // max(1, row_bytes * videos_per_episode))
+
+
 def _score_chunk(method: Method, store: FeatureStore, rows: dict[Key, int], eps: list[Episode],
-                 device: str, text_name: Callable[[str], str]) -> tuple[Tensor, Tensor]:
+                 device: str, text_name: Callable[[str], str], budget: int = EvalOptions.gather_budget
+                 ) -> tuple[Tensor, Tensor]:
+    """Logits [E, Q, way] and labels [E, Q] of `eps`, scored in sub-batches that fit `budget`.
+
+    The sub-batch size depends only on the feature shapes, so single-process and sharded runs cut
+    the same episodes into the same matcher calls."""
+    step = scoring_batch(store.row_bytes(), len(eps[0].support_keys()) + len(eps[0].query_keys()), budget)
+    if len(eps) > step:
+        parts = [_score_chunk(method, store, rows, eps[i:i + step], device, text_name, budget)
+                 for i in range(0, len(eps), step)]
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
     s_idx, q_idx, s_lab, q_lab = [], [], [], []
     for ep in eps:
         s_keys, q_keys = episode_keys(method, ep)
@@ -218,7 +236,7 @@ def evaluate(method: Method, source: VideoSource, episodes: EpisodeSet, results:
                           (lambda d, t: progress("embedding videos", d, t)) if progress else None)
         for start in range(0, len(todo), opts.batch_episodes):
             eps = todo[start:start + opts.batch_episodes]
-            emit(_rows(eps, *_score_chunk(method, store, rows, eps, opts.device, source.card.text_name)))
+            emit(_rows(eps, *_score_chunk(method, store, rows, eps, opts.device, source.card.text_name, opts.gather_budget)))
             if progress:
                 progress("scoring episodes", min(start + len(eps), len(todo)), len(todo))
     elif todo:  # the reference protocol: every episode embeds its own videos
@@ -289,7 +307,7 @@ def _evaluate_sharded(method: Method, source: VideoSource, episodes: EpisodeSet,
                               (lambda d, t: progress("embedding videos", d, t)) if progress else None)
         for first in range(0, len(chunks), world):
             group = chunks[first:first + world]  # chunk first + r is rank r's
-            mine = (_rows(group[rank], *_score_chunk(method, store, rows, group[rank], opts.device, text_name))
+            mine = (_rows(group[rank], *_score_chunk(method, store, rows, group[rank], opts.device, text_name, opts.gather_budget))
                     if rank < len(group) else [])
             for part in dist.all_gather_object(mine):
                 if part:
