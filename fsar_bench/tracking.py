@@ -9,11 +9,14 @@ A remote server that does not answer is detected before any training starts.
 
 from __future__ import annotations
 
+import fcntl
 import http.client
 import logging
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +43,23 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
                         "start it, fix --tracking-uri / MLFLOW_TRACKING_URI, or drop it to use the local store") from None
 
 
+@contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """For a local sqlite store: create its folder and hold `<db>.lock` while the schema and the
+    experiment are created, so runs started together in a fresh results folder do not race."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    db = Path(uri[len("sqlite:///"):])
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 class Tracker:
     """A run in an MLflow experiment; `end` records FINISHED, FAILED or KILLED."""
 
@@ -50,16 +70,15 @@ class Tracker:
         for name in ("mlflow", "alembic"):  # mlflow sets its own levels on import; keep the terminal quiet
             logging.getLogger(name).setLevel(logging.WARNING)
         self.mlflow = mlflow
-        if uri.startswith("sqlite:///"):
-            Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         mlflow.set_tracking_uri(uri)
-        self.client = mlflow.MlflowClient(uri)
-        exp = self.client.get_experiment_by_name(experiment)
-        if exp is None:
-            location = artifact_root.resolve().as_uri() if artifact_root else None
-            self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
-        else:
-            self.experiment_id = exp.experiment_id
+        with _store_lock(uri):  # concurrent first runs would race creating the sqlite schema
+            self.client = mlflow.MlflowClient(uri)
+            exp = self.client.get_experiment_by_name(experiment)
+            if exp is None:
+                location = artifact_root.resolve().as_uri() if artifact_root else None
+                self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+            else:
+                self.experiment_id = exp.experiment_id
         self.run_id: str | None = None
         self.uri = uri
 
