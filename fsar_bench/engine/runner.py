@@ -263,6 +263,11 @@ def execute(spec: RunSpec, config: BenchConfig, progress: Progress | None = None
         state = TrainState()
         if do_train:
             state = _train(method, spec, train_card, config, train_cfg, run_dir, tracker, progress)
+        # a method may change a hyperparameter while training (I2ST drops its mask loss on data without
+        # masks); MLflow params are write-once, so the value in force is logged beside the requested one
+        changed = {k: v for k, v in method.hparams.items() if params.get(f"hp.{k}", v) != v or f"hp.{k}" not in params}
+        if changed:
+            tracker.log_params({f"hp.{k}.effective": v for k, v in changed.items()})
         method.set_dataset(card)
         t0 = time.perf_counter()
         store = ResultStore(run_dir / ("episodes" if spec.cache else "episodes-nocache"))
@@ -280,6 +285,7 @@ def execute(spec: RunSpec, config: BenchConfig, progress: Progress | None = None
             "train_seconds": state.seconds, "train_loss_last20": mean_tail(state.losses),
             "val_best": state.best_val, "val_best_step": state.best_step, "eval_seconds": eval_seconds,
             "run_key": run_key, "mlflow_run_id": run_id, "environment": env, "world_size": world,
+            "hparams_changed": changed,
         }
         if main:
             from fsar_bench.profile import profile_method
