@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import filecmp
 
+import numpy as np
+
 from fsar_bench.data import toy
 from fsar_bench.data.cards import get_card
 from fsar_bench.data.video import read_frames
@@ -47,3 +49,46 @@ def test_videos_decode_and_masks_match(toy_data_root):
     assert frames.shape == (16, 64, 64, 3) and idx == list(range(16))
     masks = toy.read_mask_strip(toy_data_root / card.name / "masks" / cls / f"{vid}.png", 16)
     assert masks.shape == (16, 64, 64) and 0.01 < masks.mean() < 0.5
+
+
+def test_versions_are_per_generator_kind(toy_data_root):
+    assert toy.data_version(get_card("toy-appearance")) == toy.TOY_VERSIONS["appearance"] == "2"  # bytes frozen
+    assert toy.data_version(get_card("toy-motion")) == toy.TOY_VERSIONS["motion"] == "3"
+    for name in ("toy-motion", "toy-appearance"):
+        card = get_card(name)
+        assert (toy_data_root / name / "TOY_VERSION").read_text() == toy.data_version(card) + "\n"
+        assert toy.is_prepared(toy_data_root / name, card)
+    # a folder of the other kind's version is not a prepared dataset of this kind
+    assert not toy.is_prepared(toy_data_root / "toy-appearance", get_card("toy-motion"))
+
+
+def test_motion_time_reversal_is_exact_and_appearance_carries_no_label():
+    """With the same random draws, the reversed video of (a, b) is, pixel for pixel, the video of
+    (rev b, rev a): an order-blind method cannot tell the two classes apart. And the draws do not
+    depend on the class: outside the object the frames of any two classes are the same pixels."""
+    card = get_card("toy-motion")
+    classes = sorted(card.split("test").by_class)
+    for k, cls in enumerate(classes[:6]):
+        a, _, b = cls.partition("_then_")
+        video, masks = toy.render("motion", cls, np.random.default_rng(k), 64, 16)
+        rev, rev_masks = toy.render("motion", f"{toy.REV[b]}_then_{toy.REV[a]}", np.random.default_rng(k), 64, 16)
+        assert np.array_equal(video[::-1], rev) and np.array_equal(masks[::-1], rev_masks)
+        other, other_masks = toy.render("motion", classes[-1 - k], np.random.default_rng(k), 64, 16)
+        outside = ~(masks | other_masks)
+        assert np.array_equal(video[outside], other[outside])
+        assert np.array_equal(np.unique(video[masks], axis=0), np.unique(other[other_masks], axis=0))
+        assert len(np.unique(video[masks], axis=0)) == 1  # one grey object
+        assert not np.array_equal(video, other)  # ... which moves differently
+
+
+def test_motion_path_is_centred_and_reversal_symmetric():
+    for a in toy.REV:
+        for b in toy.REV:
+            pos, logr = toy.motion_path((a, b), 16, 20.0, 0.6)
+            rpos, rlogr = toy.motion_path((toy.REV[b], toy.REV[a]), 16, 20.0, 0.6)
+            assert np.allclose(pos[::-1], rpos) and np.allclose(logr[::-1], rlogr)
+            assert np.allclose(pos.min(axis=0), -pos.max(axis=0))
+    pos, _ = toy.motion_path(("right", "up"), 16, 20.0, 0.6)
+    assert np.allclose(pos[0], [-10, 10]) and np.allclose(pos[7], [10, 10], atol=1.5) and np.allclose(pos[-1], [10, -10])
+    _, logr = toy.motion_path(("grow", "still"), 16, 20.0, 0.6)
+    assert np.allclose(logr[[0, -1]], [-0.3, 0.3])

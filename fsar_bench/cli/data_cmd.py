@@ -27,7 +27,7 @@ def prepare(dataset: str = typer.Argument(..., help="toy-motion or toy-appearanc
                         f"download it yourself, set datasets.{dataset}.root in bench.yaml, then run `fsar-bench data check {dataset}`")
     cfg = load_config(config)
     target = root or cfg.data_root / card.name
-    if toy.is_prepared(target):
+    if toy.is_prepared(target, card):
         typer.echo(f"{dataset} is already prepared at {target}")
         return
     with progress_bar(f"generating {dataset}") as update:

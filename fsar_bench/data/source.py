@@ -31,7 +31,7 @@ def resolve_root(card: DatasetCard, config: BenchConfig, root: Path | None = Non
         from fsar_bench.data import toy
 
         target = Path(root) if root else config.data_root / card.name
-        if not toy.is_prepared(target):
+        if not toy.is_prepared(target, card):
             toy.generate(card, target, progress=progress)
         return target
     target = Path(root) if root else config.dataset_root(card.name)
