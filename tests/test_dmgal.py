@@ -239,12 +239,13 @@ def train_losses(name: str, root: Path, steps: int, dataset: str, **overrides) -
     return losses
 
 
-# DMGAL-FT learns toy-appearance for real (loss ~1.3 -> ~0.4 in 40 steps). On the frozen, randomly
-# initialised tiny ViT the adapters mostly learn the scale of the Bi-MHM logits in 40 steps (toy-motion:
-# ~1.9 -> ~1.6, i.e. to about ln 5), which is still a decrease of the training loss.
-@pytest.mark.parametrize(("name", "dataset"), [("dmgal_ft", "toy-appearance"), ("dmgal_adapter", "toy-motion")])
-def test_tiny_preset_learns_on_toy_data(name, dataset, toy_data_root):
-    losses = train_losses(name, toy_data_root, 40, dataset)
+# DMGAL-FT learns toy-appearance for real (loss ~1.3 -> ~0.4 in 40 steps). The adapters on the frozen,
+# randomly initialised tiny ViT learn toy-motion (generator version 3) after a slow start: mean loss
+# of 10 steps 1.60 (about ln 5) for the first 30 steps, then 1.39, 1.19 (steps 50-59), 1.05, 1.02.
+@pytest.mark.parametrize(("name", "dataset", "steps"), [("dmgal_ft", "toy-appearance", 40),
+                                                        ("dmgal_adapter", "toy-motion", 60)])
+def test_tiny_preset_learns_on_toy_data(name, dataset, steps, toy_data_root):
+    losses = train_losses(name, toy_data_root, steps, dataset)
     first, last = statistics.mean(losses[:10]), statistics.mean(losses[-10:])
     print(f"{name} on {dataset}: mean loss first 10 steps {first:.3f}, last 10 {last:.3f}")
     assert all(math.isfinite(x) for x in losses)
