@@ -1,4 +1,5 @@
-"""Shared fixtures: offline hubs, one generated toy dataset per test session, a CLI runner."""
+"""Shared fixtures: offline hubs, one generated toy dataset per test session, a CLI runner, and one
+full-preset forward pass per method per session."""
 
 from __future__ import annotations
 
@@ -13,15 +14,30 @@ from pathlib import Path
 import pytest
 
 
+_GENERATE = "import sys; from pathlib import Path; from fsar_bench.data import toy; " \
+            "from fsar_bench.data.cards import get_card; toy.generate(get_card(sys.argv[1]), Path(sys.argv[2]))"
+
+
 @pytest.fixture(scope="session")
 def toy_data_root(tmp_path_factory) -> Path:
-    """Both toy datasets, generated once per session (through the same code a run uses)."""
+    """Both toy datasets, generated once per session (through the same code a run uses).
+
+    Generating one takes ~20 s of one core: toy-appearance is generated in a child process while
+    this one generates toy-motion (a no-op for an already prepared FSAR_TEST_DATA)."""
+    import subprocess
+    import sys
+
     from fsar_bench.data import toy
     from fsar_bench.data.cards import get_card
 
     root = Path(os.environ.get("FSAR_TEST_DATA") or tmp_path_factory.mktemp("toy-data"))
-    for name in ("toy-motion", "toy-appearance"):
-        toy.generate(get_card(name), root / name)
+    child = subprocess.Popen([sys.executable, "-c", _GENERATE, "toy-appearance", str(root / "toy-appearance")],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        toy.generate(get_card("toy-motion"), root / "toy-motion")
+    finally:
+        out, _ = child.communicate()
+    assert child.returncode == 0, f"generating toy-appearance failed:\n{out}"
     return root
 
 
@@ -64,3 +80,12 @@ def cli(capsys):
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def full_forward():
+    """`full_forward(name)`: the outputs of one full-preset (paper-size, random-init) 5-way 1-shot
+    forward pass of method `name`, computed at most once per session (tests/full_presets.py)."""
+    from full_presets import full_forward as get
+
+    return get

@@ -2,7 +2,8 @@
 
 Tiny presets: build, embed a random episode, score it, take one training step. Full presets (the
 papers' configurations: ResNet-50 / CLIP ViT at 224 px, 8 frames) build with random weights and
-run one forward pass of a 5-way 1-shot episode: slow, but CI runs them.
+run one forward pass of a 5-way 1-shot episode: slow, but CI runs them. That forward pass is shared
+with the per-method test files through the session's `full_forward` fixture.
 """
 
 from __future__ import annotations
@@ -11,34 +12,10 @@ import pytest
 import torch
 
 import fsar_bench
-from fsar_bench.protocol import EpisodeBatch, feature_batch_size
+import full_presets
 from fsar_bench.registry import method_class, random_init_overrides
 
 METHODS = fsar_bench.list_methods()
-
-
-def _episode(method, way=5, shot=1, query=1) -> EpisodeBatch:
-    g = torch.Generator().manual_seed(0)
-    shape = (method.frames, 3, method.image_size, method.image_size)
-    n_s, n_q = way * shot, way * query
-    names = [f"class {i}" for i in range(way)]
-    extras = {}
-    if "masks" in method.extra_inputs:
-        extras = {"support_masks": torch.rand(n_s, *shape[:1], *shape[2:], generator=g).round(),
-                  "query_masks": torch.rand(n_q, *shape[:1], *shape[2:], generator=g).round()}
-    return EpisodeBatch(
-        support=torch.randn(n_s, *shape, generator=g), support_labels=torch.arange(way).repeat_interleave(shot),
-        query=torch.randn(n_q, *shape, generator=g), query_labels=torch.arange(way).repeat_interleave(query),
-        way=way, shot=shot, class_names=names, global_labels=torch.arange(way), split_class_names=names,
-        extras=extras)
-
-
-def _forward(method, batch: EpisodeBatch) -> torch.Tensor:
-    texts = batch.support_texts if method.uses_text else None
-    support = method.embed(batch.support, texts)
-    query = method.embed(batch.query)
-    assert feature_batch_size(support) == batch.support.shape[0]
-    return method.score(query, support, batch.support_labels, batch.way, class_names=batch.class_names)
 
 
 @pytest.mark.parametrize("name", METHODS)
@@ -46,10 +23,10 @@ def test_tiny_preset_forward_and_training_step(name):
     torch.manual_seed(0)
     method = fsar_bench.create_method(name, preset="tiny", **random_init_overrides(name, "tiny"))
     assert method.card().name == name
-    batch = _episode(method)
+    batch = full_presets.episode(method)
     method.eval()
     with torch.no_grad():
-        logits = _forward(method, batch)
+        _, _, logits = full_presets.forward(method, batch)
     assert logits.shape == (5, 5) and torch.isfinite(logits).all()
     if method_class(name).train_presets.get("tiny", {}).get("steps", 1) == 0:
         return  # zero-shot methods do not train
@@ -65,11 +42,9 @@ def test_tiny_preset_forward_and_training_step(name):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", METHODS)
-def test_full_preset_forward_5way_1shot(name):
-    torch.manual_seed(0)
-    method = fsar_bench.create_method(name, preset="full", **random_init_overrides(name, "full"))
-    assert method.image_size == 224 and method.frames == 8
-    method.eval()
-    with torch.no_grad():
-        logits = _forward(method, _episode(method))
-    assert logits.shape == (5, 5) and torch.isfinite(logits).all()
+def test_full_preset_forward_5way_1shot(name, full_forward):
+    """The forward pass is computed once per session (tests/full_presets.py); the per-method files
+    check their method's feature shapes on the same outputs."""
+    out = full_forward(name)
+    assert out.image_size == 224 and out.frames == 8 and out.weights_source == "random-init"
+    assert out.logits.shape == (1, 5) and torch.isfinite(out.logits).all()

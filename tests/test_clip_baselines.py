@@ -18,8 +18,12 @@ BASELINES = ("aim", "clip_fsar", "clip_zeroshot")
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Two OpenMP threads on two shared, busy cores are ~10x slower than one; restore afterwards."""
+def one_thread(request):
+    """Tiny models: two OpenMP threads on two shared, busy cores are ~10x slower than one; restore
+    afterwards. The full-size (slow) tests keep every thread."""
+    if request.node.get_closest_marker("slow"):
+        yield
+        return
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -41,13 +45,6 @@ def episode(way=5, shot=1, size=32) -> EpisodeBatch:
         support=clips(way * shot, 1, size), support_labels=torch.arange(way).repeat_interleave(shot),
         query=clips(way, 2, size), query_labels=torch.arange(way), way=way, shot=shot, class_names=names,
         global_labels=torch.arange(way), split_class_names=names)
-
-
-def forward(m, b: EpisodeBatch) -> torch.Tensor:
-    with torch.no_grad():
-        s = m.embed(b.support, b.support_texts if m.uses_text else None)
-        q = m.embed(b.query)
-        return m.score(q, s, b.support_labels, b.way, class_names=b.class_names)
 
 
 # -- AIM ---------------------------------------------------------------------------------------
@@ -208,13 +205,16 @@ def test_tiny_trains_on_toy_data_and_loss_decreases(name, toy_data_root, workdir
 @pytest.mark.slow
 @pytest.mark.parametrize("name,dim,visual", [("aim", 768, "ViT-B/32"), ("clip_fsar", 1024, "RN50"),
                                              ("clip_zeroshot", 512, "ViT-B/32")])
-def test_full_preset_forward_5way_1shot(name, dim, visual):
+def test_full_preset_forward_5way_1shot(name, dim, visual, full_forward):
+    """Construction checks here; the forward pass of a 5-way 1-shot episode is tests/test_all_methods.py's,
+    shared through the session's `full_forward` fixture."""
+    out = full_forward(name)
+    assert out.image_size == 224 and out.frames == 8 and out.feature_dim == dim and out.weights_source == "random-init"
+    assert out.logits.shape == (1, 5) and torch.isfinite(out.logits).all()
     torch.manual_seed(0)
-    m = fsar_bench.create_method(name, preset="full", pretrained=None).eval()
+    m = fsar_bench.create_method(name, preset="full", pretrained=None)  # construction only
     assert m.image_size == 224 and m.frames == 8 and m.feature_dim == dim and m.weights_source == "random-init"
     assert visual.replace("/", "-") in m.hparams["clip_model"].replace("/", "-")
-    logits = forward(m, episode(size=224))
-    assert logits.shape == (5, 5) and torch.isfinite(logits).all()
     counts = m.parameter_counts()
     if name == "aim":  # 36 adapters of 295,872 + temporal embedding + ln_post on ViT-B/32
         assert counts["params_trainable"] == 36 * 295_872 + 8 * 768 + 2 * 768

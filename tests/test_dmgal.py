@@ -1,6 +1,6 @@
 """DMGAL-FT and DMGAL-Adapter (methods/dmgal): parameter counts against the paper (Table VII), the
 protocol's episode-independence, support-order invariance, ablation switches, local weights,
-learning on toy data (tiny presets) and one forward pass of the full presets (slow)."""
+learning on toy data (tiny presets) and the feature shapes of the full presets (slow)."""
 
 from __future__ import annotations
 
@@ -269,25 +269,19 @@ def test_cards(name, finetune):
 
 
 # -- the full presets (ResNet-50 / ViT-B/16 at 224 px; random init: no download here) --------------
-def _full_episode_forward(name: str, **overrides) -> torch.Tensor:
-    m = create_method(name, preset="full", **overrides).eval()
-    assert m.image_size == 224 and m.frames == 8 and m.weights_source == "random-init"
-    way = 5
-    with torch.no_grad():
-        support = m.embed(clips(way, size=224, seed=6))
-        query = m.embed(clips(1, size=224, seed=7))
-        logits = m.score(query, support, torch.arange(way), way)
-    assert logits.shape == (1, way) and torch.isfinite(logits).all()
-    return support
+# The forward pass of a 5-way 1-shot episode is tests/test_all_methods.py's, shared through the
+# session's `full_forward` fixture (computed here if this file runs alone).
+@pytest.mark.slow
+def test_full_preset_dmgal_ft_forward(full_forward):
+    out = full_forward("dmgal_ft")
+    assert out.image_size == 224 and out.frames == 8 and out.weights_source == "random-init"
+    assert out.support.shape == (5, 8, 2048, 7, 7)  # ResNet-50 maps, S-MGA keeps [B, T, D, h, w]
+    assert out.logits.shape == (1, 5) and torch.isfinite(out.logits).all()
 
 
 @pytest.mark.slow
-def test_full_preset_dmgal_ft_forward():
-    support = _full_episode_forward("dmgal_ft", pretrained=False)
-    assert support.shape == (5, 8, 2048, 7, 7)
-
-
-@pytest.mark.slow
-def test_full_preset_dmgal_adapter_forward():
-    support = _full_episode_forward("dmgal_adapter", pretrained=None)
-    assert support.shape == (5, 8, 197, 768)
+def test_full_preset_dmgal_adapter_forward(full_forward):
+    out = full_forward("dmgal_adapter")
+    assert out.image_size == 224 and out.frames == 8 and out.weights_source == "random-init"
+    assert out.support.shape == (5, 8, 197, 768)  # ViT-B/16 tokens entering the last block
+    assert out.logits.shape == (1, 5) and torch.isfinite(out.logits).all()

@@ -195,13 +195,9 @@ def test_supervised_contrastive_loss():
 
 # -- the full (paper) configuration -------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def full_model():
-    return create_method("i2st", preset="full", pretrained=False)
-
-
 @pytest.mark.slow
-def test_full_parameter_count_matches_table_8(full_model):
+def test_full_parameter_count_matches_table_8():
+    full_model = create_method("i2st", preset="full", pretrained=False)  # construction only
     total = full_model.parameter_counts()["params_total"]
     assert total == OUR_PARAMS
     assert abs(total - PAPER_PARAMS) / PAPER_PARAMS < 0.01
@@ -212,13 +208,10 @@ def test_full_parameter_count_matches_table_8(full_model):
 
 
 @pytest.mark.slow
-def test_full_preset_forward_5way_1shot(full_model):
-    """One 5-way 1-shot episode (5 supports, 1 query per class) at 224 px, 8 frames."""
-    torch.manual_seed(0)
-    m = full_model.eval()
-    support, query = torch.randn(5, 8, 3, 224, 224), torch.randn(5, 8, 3, 224, 224)
-    with torch.no_grad():
-        s, q = m.embed(support), m.embed(query)
-        logits = m.score(q, s, torch.arange(5), 5)
+def test_full_preset_forward_5way_1shot(full_forward):
+    """One 5-way 1-shot episode (5 supports, 1 query) at 224 px, 8 frames: the forward pass
+    of tests/test_all_methods.py, shared through the session's `full_forward` fixture."""
+    out = full_forward("i2st")
+    s = out.support
     assert s["frames"].shape == (5, 8, 2048) and s["global"].shape == (5, 2048)
-    assert logits.shape == (5, 5) and torch.isfinite(logits).all()
+    assert out.logits.shape == (1, 5) and torch.isfinite(out.logits).all()

@@ -21,8 +21,12 @@ from fsar_methods.ma_fsar.tpcm import TPCM, AttentionLayer
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Two OpenMP threads on two shared, busy cores are ~10x slower than one; restore afterwards."""
+def one_thread(request):
+    """Tiny models: two OpenMP threads on two shared, busy cores are ~10x slower than one; restore
+    afterwards. The full-size (slow) tests keep every thread."""
+    if request.node.get_closest_marker("slow"):
+        yield
+        return
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -242,7 +246,7 @@ def test_cli_run_tiny(workdir, cli):
 @pytest.fixture(scope="module")
 def full_vit_b32():
     torch.manual_seed(0)
-    return fsar_bench.create_method("ma_fsar", preset="full", pretrained=None).eval()
+    return fsar_bench.create_method("ma_fsar", preset="full", pretrained=None)  # construction only
 
 
 def _count(module) -> int:
@@ -280,17 +284,13 @@ def test_parameter_counts_vs_table4(full_vit_b32):
 
 
 @pytest.mark.slow
-def test_full_preset_forward_5way_1shot(full_vit_b32):
-    m = full_vit_b32
-    assert m.image_size == 224 and m.frames == 8 and m.feature_dim == 512 and m.weights_source == "random-init"
-    m.set_dataset(get_card("toy-appearance"))
-    b = episode(m, seed=3)
-    b.support, b.query = clips(5, 3, 224), clips(5, 4, 224)
-    with torch.no_grad():
-        s, q = m.embed(b.support, b.support_texts), m.embed(b.query)
-        logp = m.score(q, s, b.support_labels, 5, class_names=b.class_names)
-    assert s["frames"].shape == (5, 8, 512) and logp.shape == (5, 5)
-    torch.testing.assert_close(logp.exp().sum(-1), torch.ones(5))
+def test_full_preset_forward_5way_1shot(full_forward):
+    """The forward pass of tests/test_all_methods.py (supports with their class texts, toy-appearance's
+    alpha), shared through the session's `full_forward` fixture."""
+    out = full_forward("ma_fsar")
+    assert out.image_size == 224 and out.frames == 8 and out.feature_dim == 512 and out.weights_source == "random-init"
+    assert out.support["frames"].shape == (5, 8, 512) and out.logits.shape == (1, 5)
+    torch.testing.assert_close(out.logits.exp().sum(-1), torch.ones(1))  # fused probabilities (Eq. 17)
 
 
 @pytest.mark.slow
@@ -300,10 +300,10 @@ def test_rn50_variant_full_finetuning_without_fgma():
     assert isinstance(m.visual, FrameEncoder) and m.feature_dim == 1024
     assert all(p.requires_grad for p in m.visual.parameters()) and not any(p.requires_grad for p in m.text.parameters())
     b = episode(m)
-    b.support, b.query = clips(5, 3, 224), clips(5, 4, 224)
+    b.support, b.query = clips(5, 3, 224), clips(1, 4, 224)  # 5-way 1-shot, one query: 6 videos at 224 px
     with torch.no_grad():
         logp = m.score(m.embed(b.query), m.embed(b.support, b.support_texts), b.support_labels, 5)
-    assert logp.shape == (5, 5) and torch.isfinite(logp).all()
+    assert logp.shape == (1, 5) and torch.isfinite(logp).all()
 
 
 def test_shot0_uses_the_text_branch_alone():

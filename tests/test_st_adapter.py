@@ -1,6 +1,6 @@
 """ST-Adapter baseline (methods/st_adapter): the module (Eq. 15, reference conventions), the frozen ViT
 runner, the protocol's episode-independence and support-order invariance, local weights,
-learning on toy data and the full preset's forward pass (slow)."""
+learning on toy data and the full preset (slow)."""
 
 from __future__ import annotations
 
@@ -100,11 +100,11 @@ def test_card():
 
 
 @pytest.mark.slow
-def test_full_preset_forward():
-    m = create_method("st_adapter", preset="full", pretrained=None).eval()
+def test_full_preset(full_forward):
+    """ViT-B/16 with an adapter before the MLP of each of its 12 blocks; the forward pass of a 5-way
+    1-shot episode is tests/test_all_methods.py's (the session's `full_forward`)."""
+    m = create_method("st_adapter", preset="full", pretrained=None)
     assert len(m.adapters) == 12 and m.adapters[0].down.out_features == 384 and m.weights_source == "random-init"
-    with torch.no_grad():
-        support = m.embed(clips(5, size=224, seed=6))
-        query = m.embed(clips(1, size=224, seed=7))
-        logits = m.score(query, support, torch.arange(5), 5)
-    assert support.shape == (5, 8, 768) and logits.shape == (1, 5) and torch.isfinite(logits).all()
+    del m
+    out = full_forward("st_adapter")
+    assert out.support.shape == (5, 8, 768) and out.logits.shape == (1, 5) and torch.isfinite(out.logits).all()
