@@ -11,8 +11,21 @@ from fsar_bench.config import load_config
 from fsar_bench.engine.runner import RunSpec, execute
 
 
-@pytest.fixture()
-def quick_run(workdir):
+@pytest.fixture(scope="module")
+def module_workdir(tmp_path_factory, toy_data_root, tracking_uri):
+    """`workdir` for the whole module: both tests read the same run."""
+    with pytest.MonkeyPatch.context() as mp:
+        path = tmp_path_factory.mktemp("run")
+        mp.chdir(path)
+        mp.setenv("FSAR_BENCH_DATA", str(toy_data_root))
+        mp.setenv("MLFLOW_TRACKING_URI", tracking_uri)
+        mp.delenv("FSAR_BENCH_CONFIG", raising=False)
+        yield path
+
+
+@pytest.fixture(scope="module")
+def quick_run(module_workdir):
+    """One short training run, shared by the tests of this module (it is only read, or resumed)."""
     spec = RunSpec(method="protonet", dataset="toy-appearance", episodes=40, train={"steps": 4, "val_every": 2,
                                                                                       "val_episodes": 10})
     return spec, execute(spec, load_config(), log=lambda s: None)
@@ -44,7 +57,7 @@ def test_run_writes_results_and_mlflow(quick_run):
     assert {"episodes.parquet", "summary.json"} <= names
 
 
-def test_rerun_resumes_instead_of_recomputing(quick_run):
+def test_rerun_resumes_instead_of_recomputing(quick_run, module_workdir):
     spec, first = quick_run
     second = execute(spec, load_config(), log=lambda s: None)
     assert second.run_dir == first.run_dir

@@ -8,7 +8,7 @@ from fsar_bench.config import load_config
 
 
 def test_nway_sweep_parent_children_and_plot(workdir, cli, tracking_uri):
-    res = cli("sweep", "nway", "--method", "protonet", "--dataset", "toy-motion", "--episodes", "100",
+    res = cli("sweep", "nway", "--method", "protonet", "--dataset", "toy-motion", "--episodes", "20",
               "--steps", "4")
     assert res.code == 0, res.err
     client = mlflow.MlflowClient(tracking_uri)
