@@ -210,9 +210,9 @@ def execute(spec: RunSpec, config: BenchConfig, progress: Progress | None = None
     torch.manual_seed(_seed_int(train_cfg.seed, "init") % (2**63))  # random-init weights are reproducible too
     method = create_method(spec.method, preset, matcher=spec.matcher, **overrides)
     if spec.init_from:
-        from fsar_bench.weights import read_state_dict
+        from fsar_bench.engine.checkpoint import load_file
 
-        method.load_state_dict(read_state_dict(spec.init_from))
+        load_file(method, spec.init_from)
     dist.broadcast_module(method)  # every rank starts from rank 0's weights
     do_train = not spec.no_train and train_cfg.steps > 0 and spec.shot > 0
 

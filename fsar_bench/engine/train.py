@@ -9,7 +9,6 @@ torchrun the ranks split the episode stream (`train_episodic`; docs/distributed.
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 import time
@@ -22,6 +21,7 @@ import torch
 
 from fsar_bench.data.source import TrainEpisodes, _seed_int
 from fsar_bench.engine import distributed as dist
+from fsar_bench.engine.checkpoint import Checkpointer
 from fsar_bench.errors import FsarError
 from fsar_bench.protocol import Method
 
@@ -92,18 +92,19 @@ def train_episodic(method: Method, data: TrainData, config: TrainConfig) -> Trai
     final = run_dir / "final.pt" if run_dir else None
     state = TrainState()
     saved = dist.broadcast_object(_load(final) if main and final and final.exists() else None)
+    saver = Checkpointer(method)
     if saved is not None:  # training finished earlier: reuse the selected weights
-        method.load_state_dict(saved["model"])
+        saver.load(saved, final)
         state = TrainState(**{**asdict(state), **saved["state"]})
         return state
 
     method.to(config.device)
     optim = method.configure_optimizer(config.lr, config.weight_decay)
     ckpt = run_dir / "checkpoint.pt" if run_dir else None
-    best_weights: dict[str, torch.Tensor] | None = None
+    best_weights: dict[str, Any] | None = None
     saved = dist.broadcast_object(_load(ckpt) if main and ckpt and ckpt.exists() else None)
     if saved is not None:
-        method.load_state_dict(saved["model"])
+        saver.load(saved, ckpt)
         optim.load_state_dict(saved["optim"])
         state = TrainState(**saved["state"])
         state.resumed_from = state.step
@@ -154,20 +155,20 @@ def train_episodic(method: Method, data: TrainData, config: TrainConfig) -> Trai
             if acc > state.best_val:
                 state.best_val, state.best_step = acc, state.step
                 if main:
-                    best_weights = copy.deepcopy(method.state_dict())
+                    best_weights = saver.weights()
                     if run_dir:
                         _atomic_save(best_weights, run_dir / "best.pt")
         state.seconds = time.perf_counter() - start_time
         if main and ckpt and (_crossed(begin, end, config.checkpoint_every) or end == config.steps):
-            _atomic_save({"model": method.state_dict(), "optim": optim.state_dict(), "state": asdict(state)}, ckpt)
+            _atomic_save({**saver.weights(), "optim": optim.state_dict(), "state": asdict(state)}, ckpt)
         if data.progress:
             data.progress(state.step, config.steps)
     if best_weights is not None:
-        method.load_state_dict(best_weights)
+        saver.load(best_weights, "the best validation weights")
     dist.broadcast_module(method)  # every rank continues with rank 0's selected weights
     state.seconds = time.perf_counter() - start_time
     if main and final:
-        _atomic_save({"model": method.state_dict(), "state": asdict(state)}, final)
+        _atomic_save({**saver.weights(), "state": asdict(state)}, final)
         for name in ("checkpoint.pt", "best.pt"):
             (run_dir / name).unlink(missing_ok=True)
     return state
