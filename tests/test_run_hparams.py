@@ -39,5 +39,6 @@ def test_value_in_force_is_logged_beside_the_requested_one(workdir, cli, trackin
     assert res.code == 0, res.err
     summary = json.loads(next((workdir / "fsar-runs").glob("drops_an_option-*/summary.json")).read_text())
     assert summary["hparams_changed"] == {"aux_loss": False}
+    assert summary["data_version"] == "toy-appearance/v2"  # generator kind and version (fsar_bench.data.toy)
     params = mlflow.MlflowClient(tracking_uri).get_run(summary["mlflow_run_id"]).data.params
     assert params["hp.aux_loss"] == "True" and params["hp.aux_loss.effective"] == "False"

@@ -125,6 +125,20 @@ def _filtered_set(card, spec: EpisodeSpec, source: VideoSource, allow_missing: b
     return EpisodeSet(spec, by_class), missing
 
 
+def _data_version(card, missing: list[str]) -> str:
+    """Which data the run saw: the toy generator version, or the availability digest (data/check.py)
+    of the test videos present, so runs on regenerated or partial data can be told apart."""
+    if card.is_toy:
+        from fsar_bench.data.toy import data_version
+
+        return f"toy-{card.toy['generator']}/v{data_version(card)}"
+    from fsar_bench.data.check import availability_digest
+
+    gone = set(missing)
+    return "test-videos/sha256:" + availability_digest(f"{c}/{v}" for c, v in card.split("test").entries
+                                                       if f"{c}/{v}" not in gone)
+
+
 def _train_root(spec: RunSpec) -> Path | None:
     """--train-root, else --root when training on the test dataset (one copy of the data)."""
     if spec.train_root:
@@ -221,6 +235,7 @@ def execute(spec: RunSpec, config: BenchConfig, progress: Progress | None = None
     canonical = bool(canon and canon.canonical)
     why = canon.reason if canon else f"{len(missing)} missing videos (--allow-missing)"
 
+    data_version = _data_version(card, missing)
     run_key = spec.key(world if do_train else 1)
     from fsar_bench.tracking import check_reachable
 
@@ -246,7 +261,7 @@ def execute(spec: RunSpec, config: BenchConfig, progress: Progress | None = None
         "backbone": method.hparams.get("backbone") or method.hparams.get("clip_model") or "", "dataset": card.name, "train_dataset": train_card.name,
         "cross_dataset": train_card.name != card.name, "way": spec.way, "shot": spec.shot, "query": spec.query,
         "frames": method.frames, "image_size": method.image_size, "episodes": spec.episodes,
-        "episode_seed": test_seed, "episode_digest": episodes.digest, "canonical": canonical,
+        "episode_seed": test_seed, "episode_digest": episodes.digest, "canonical": canonical, "data_version": data_version,
         "train_seed": train_cfg.seed, "weights_source": method.weights_source, "run_key": run_key,
         "cache": spec.cache, "init_from": spec.init_from or "", "trained": do_train, **{f"hp.{k}": v for k, v in method.hparams.items()},
         **{f"train.{k}": v for k, v in asdict(train_cfg).items()}, **env, **_world_params(world, train_cfg),
@@ -280,7 +295,7 @@ def execute(spec: RunSpec, config: BenchConfig, progress: Progress | None = None
             **accuracy_summary(df), "method": spec.method, "matcher": params["matcher"], "preset": preset,
             "dataset": card.name, "train_dataset": train_card.name, "setting": f"{spec.way}w{spec.shot}s",
             "way": spec.way, "shot": spec.shot, "query": spec.query, "frames": method.frames,
-            "episode_digest": episodes.digest, "canonical": canonical, "canonical_reason": why,
+            "episode_digest": episodes.digest, "canonical": canonical, "canonical_reason": why, "data_version": data_version,
             "weights_source": method.weights_source, **counts, "train_steps": state.step,
             "train_seconds": state.seconds, "train_loss_last20": mean_tail(state.losses),
             "val_best": state.best_val, "val_best_step": state.best_step, "eval_seconds": eval_seconds,
