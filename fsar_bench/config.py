@@ -23,6 +23,7 @@ DEFAULTS: dict[str, Any] = {
     "experiment": "fsar-bench",
     "device": "auto",  # auto | cpu | cuda | cuda:N
     "num_workers": 0,  # data-loader worker processes
+    "threads": None,  # torch intra-op threads per process; null: torch's default (one per core)
     "protocol": {"way": 5, "shot": 1, "query": 1, "test_episodes": 10_000, "val_episodes": 1_000},
     "datasets": {},  # name -> {root: PATH, layout: {kind, pattern}}
     "methods": {},  # name -> {preset name -> {hyperparameter: value}}
@@ -53,6 +54,7 @@ VALUE_CHECKS: dict[str, tuple[str, str, Any]] = {
     "experiment": ("a name", "fsar-bench", _STR),
     "device": ("auto, cpu, cuda or cuda:N", "auto", lambda v: isinstance(v, str) and bool(DEVICE_RE.match(v))),
     "num_workers": ("an integer >= 0", "0", _INT(0)),
+    "threads": ("an integer >= 1 or null", "null", lambda v: v is None or _INT(1)(v)),
     "protocol.way": ("an integer >= 1", "5", _INT(1)),
     "protocol.shot": ("an integer >= 0", "1", _INT(0)),
     "protocol.query": ("an integer >= 1", "1", _INT(1)),

@@ -42,3 +42,17 @@ def test_value_in_force_is_logged_beside_the_requested_one(workdir, cli, trackin
     assert summary["data_version"] == "toy-appearance/v2"  # generator kind and version (fsar_bench.data.toy)
     params = mlflow.MlflowClient(tracking_uri).get_run(summary["mlflow_run_id"]).data.params
     assert params["hp.aux_loss"] == "True" and params["hp.aux_loss.effective"] == "False"
+
+
+def test_threads_setting_is_validated_and_applied(workdir, cli, monkeypatch):
+    import torch
+
+    (workdir / "bench.yaml").write_text("threads: 0\n")
+    res = cli("run", "protonet", "--dataset", "toy-appearance", "--episodes", "5", "--no-train")
+    assert res.code == 2 and "threads" in res.err and "an integer >= 1 or null" in res.err, res.err
+    calls: list[int] = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    (workdir / "bench.yaml").write_text("threads: 1\n")
+    res = cli("run", "protonet", "--dataset", "toy-appearance", "--episodes", "5", "--no-train")
+    assert res.code == 0, res.err
+    assert calls[:1] == [1]

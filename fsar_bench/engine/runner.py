@@ -194,6 +194,8 @@ def execute(spec: RunSpec, config: BenchConfig, progress: Progress | None = None
             log: Callable[[str], None] = print, parent_run_id: str | None = None) -> RunResult:
     """One run. Under torchrun every rank calls this; training and evaluation are split across the
     ranks, and rank 0 alone writes the run folder's files and logs to MLflow (docs/distributed.md)."""
+    if config["threads"]:  # e.g. 1 on a shared or oversubscribed machine, where it can be many times faster
+        torch.set_num_threads(config["threads"])
     device = dist.local_device(_device(config))
     dist.init(device)  # a no-op unless torchrun started several processes
     main, world = dist.is_main(), dist.world_size()
