@@ -184,6 +184,26 @@ def test_tiers_only_among_same_episodes():
     assert [r.tier for r in rank([no_episodes])] == [None]
 
 
+def test_runs_on_older_toy_data_are_not_ranked():
+    """summary.data_version: a toy run on videos of an older generator is listed apart."""
+    from fsar_bench.data.cards import get_card
+    from fsar_bench.data.toy import data_version
+    from fsar_bench.leaderboard.reproduced import RunRecord, locked_set, unranked_reason
+
+    current = data_version(get_card("toy-motion"))
+    digest = locked_set("toy-motion", 5, 1)[1]
+
+    def rec(version):
+        return RunRecord(run_key="k", run_id="k", method="m", dataset="toy-motion", setting="5w1s", way=5, shot=1,
+                         episodes=10_000, digest=digest, canonical=True, accuracy=50.0, ci95=1.0,
+                         data_version=version, train_dataset="toy-motion")
+
+    assert unranked_reason(rec(f"toy-motion/v{current}"), digest) is None
+    assert unranked_reason(rec(""), digest) is None  # runs from before data_version was recorded
+    old = unranked_reason(rec("toy-motion/v1"), digest)
+    assert old == f"toy data generator version 1 (current: {current})"
+
+
 # -- reported rows ------------------------------------------------------------------------------
 
 def test_reported_copy_is_byte_identical():

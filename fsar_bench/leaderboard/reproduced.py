@@ -68,6 +68,7 @@ class RunRecord:
     episode_seed: str = ""
     digest: str = ""
     canonical: bool = False
+    data_version: str = ""  # summary.data_version; "" for runs made before it was recorded
     weights: str = RANDOM_INIT  # 'pretrained' | 'random-init'
     weights_source: str = ""
     accuracy: float = float("nan")  # %
@@ -162,6 +163,7 @@ def record_from_mlflow(run: Any) -> RunRecord | None:
         train_steps=_train_steps(params),
         episode_seed=params.get("episode_seed", ""), digest=params.get("episode_digest", ""),
         canonical=(tags.get("fsar.canonical") or params.get("canonical", "")).strip().lower() == "true",
+        data_version=params.get("data_version", ""),
         weights=weights_class(tags.get("fsar.weights"), source), weights_source=source,
         accuracy=_num(metrics.get("accuracy")) or float("nan"), ci95=_num(metrics.get("ci95")) or float("nan"),
         accuracy_std=_num(metrics.get("accuracy_std")) or float("nan"),
@@ -271,6 +273,21 @@ def locked_set(dataset: str, way: int, shot: int) -> tuple[str | None, str | Non
     return (key, entry.get("digest")) if entry else (None, None)
 
 
+def _stale_toy_data(rec: RunRecord) -> str | None:
+    """A toy-dataset run made on videos of an older generator version (not comparable with current runs)."""
+    if not rec.data_version.startswith("toy-"):
+        return None
+    try:
+        from fsar_bench.data.cards import get_card
+        from fsar_bench.data.toy import data_version
+
+        current = data_version(get_card(rec.dataset))
+    except (FsarError, KeyError):
+        return None
+    seen = rec.data_version.rpartition("/v")[2]
+    return None if seen == current else f"toy data generator version {seen} (current: {current})"
+
+
 def unranked_reason(rec: RunRecord, digest: str | None) -> str | None:
     """Why `rec` is not ranked; None when it is rankable."""
     reasons = []
@@ -283,6 +300,9 @@ def unranked_reason(rec: RunRecord, digest: str | None) -> str | None:
     elif rec.digest != digest:
         reasons.append("episode digest is not the locked one" + ("" if reasons else " (another seed, missing "
                                                                   "videos, or the lock changed since the run)"))
+    stale = _stale_toy_data(rec)
+    if stale:
+        reasons.append(stale)
     if not rec.canonical and not reasons:
         reasons.append("marked non-canonical by the run (e.g. --allow-missing)")
     if rec.train_dataset and rec.train_dataset != rec.dataset:
@@ -378,7 +398,7 @@ def rankable(records: list[RunRecord]) -> list[RunRecord]:
 
 _SAVED = ("run_key", "run_id", "method", "dataset", "setting", "way", "shot", "query", "episodes", "matcher",
           "preset", "backbone", "train_dataset", "frames", "train_steps", "episode_seed", "digest", "canonical",
-          "weights",
+          "data_version", "weights",
           "weights_source", "accuracy", "ci95", "accuracy_std", "params_total", "params_trainable",
           "flops_per_video", "flops_per_episode")
 
