@@ -31,6 +31,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm)
 
 
 def map_features(feats: Features, fn) -> Features:
@@ -180,6 +181,8 @@ class Method(nn.Module):
     uses_text: ClassVar[bool] = False
     # Inputs the data pipeline must provide beyond RGB clips (e.g. {'masks'} for I2ST).
     extra_inputs: ClassVar[frozenset[str]] = frozenset()
+    # True: `configure_optimizer` applies no weight decay to normalisation layers (NORM_LAYERS).
+    no_decay_on_norms: ClassVar[bool] = False
     mean: ClassVar[tuple[float, float, float]] = IMAGENET_MEAN
     std: ClassVar[tuple[float, float, float]] = IMAGENET_STD
 
@@ -249,8 +252,18 @@ class Method(nn.Module):
         return train_episodic(self, data, config)
 
     def configure_optimizer(self, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
-        params = [p for p in self.parameters() if p.requires_grad]
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+        """Adam with coupled L2 weight decay; with `no_decay_on_norms`, none on normalisation layers'
+        parameters (the HyRSM / MoLo / D2ST training code behind DMGAL-Adapter and I2ST)."""
+        if not self.no_decay_on_norms:
+            params = [p for p in self.parameters() if p.requires_grad]
+            return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+        decay, no_decay = [], []
+        for module in self.modules():
+            for p in module.parameters(recurse=False):
+                if p.requires_grad:
+                    (no_decay if isinstance(module, NORM_LAYERS) else decay).append(p)
+        return torch.optim.Adam([{"params": decay, "weight_decay": weight_decay},
+                                 {"params": no_decay, "weight_decay": 0.0}], lr=lr)
 
     # -- descriptions --------------------------------------------------------------------------
     @classmethod

@@ -41,7 +41,6 @@ from fsar_methods.st_adapter.vit import FrozenViT, check_position, per_video
 
 # Bi-MHM as in the adapter-tuning FSAR code (sum, prototype); TRX with pairs as in DMGAL's code.
 METRIC_DEFAULTS: dict[str, dict[str, Any]] = {**ADAPTER_METRICS, "trx": {"cardinalities": (2,)}}
-NO_DECAY = (nn.BatchNorm2d, nn.LayerNorm)
 
 
 class DMGALAdapter(Method):
@@ -58,6 +57,7 @@ class DMGALAdapter(Method):
         use_proj: frame features through CLIP's `proj`. episode_chunk: episodes per last-block call.
     """
 
+    no_decay_on_norms = True  # no weight decay on normalisation layers, as the reference training code
     presets = {
         "full": {"model": "ViT-B-16-quickgelu", "pretrained": "openai", "frames": 8, "image_size": 224,
                  "r1": 4, "r2": 4},
@@ -113,13 +113,3 @@ class DMGALAdapter(Method):
         if self.use_cmga:
             return x.unflatten(0, (b, t))
         return self.vit.readout(x, self.use_proj).unflatten(0, (b, t))
-
-    def configure_optimizer(self, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
-        """Adam with coupled L2 weight decay, none on BatchNorm / LayerNorm parameters (D2ST / MoLo code)."""
-        decay, no_decay = [], []
-        for module in self.modules():
-            for p in module.parameters(recurse=False):
-                if p.requires_grad:
-                    (no_decay if isinstance(module, NO_DECAY) else decay).append(p)
-        return torch.optim.Adam([{"params": decay, "weight_decay": weight_decay},
-                                 {"params": no_decay, "weight_decay": 0.0}], lr=lr)

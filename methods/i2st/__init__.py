@@ -37,7 +37,6 @@ from fsar_methods.i2st.losses import supervised_contrastive
 from fsar_methods.i2st.sam import SpatialTemporalAttention
 
 MASKS = frozenset({"masks"})
-NO_DECAY = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm)
 
 
 class I2ST(Method):
@@ -57,6 +56,7 @@ class I2ST(Method):
         contrastive_weight, contrastive_temperature: the auxiliary supervised contrastive loss.
     """
 
+    no_decay_on_norms = True  # no weight decay on normalisation layers, as the reference training code
     presets = {
         "full": {"backbone": "resnet50", "pretrained": True, "frames": 8, "image_size": 224, "output_stride": 32,
                  "heads": 8, "ffn_dim": 2048, "ipe_hidden": 512, "decoder_channels": [256, 128, 64, 32, 16, 8],
@@ -174,13 +174,3 @@ class I2ST(Method):
             total = total + self.contrastive_weight * lc
             out["contrastive"] = lc.detach()
         return {"loss": total, **out, "logits": logits.detach()}
-
-    def configure_optimizer(self, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
-        """Adam with coupled L2 weight decay, none on normalisation layers (HyRSM/MoLo code)."""
-        decay, no_decay = [], []
-        for module in self.modules():
-            for p in module.parameters(recurse=False):
-                if p.requires_grad:
-                    (no_decay if isinstance(module, NO_DECAY) else decay).append(p)
-        groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        return torch.optim.Adam(groups, lr=lr)
