@@ -89,3 +89,18 @@ def full_forward():
     from full_presets import full_forward as get
 
     return get
+
+
+@pytest.fixture()
+def one_thread(request):
+    """Tiny models: two OpenMP threads on two shared, busy cores are ~10x slower than one; restore
+    afterwards. The full-size (slow) tests keep every thread."""
+    import torch
+
+    if request.node.get_closest_marker("slow"):
+        yield
+        return
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -17,17 +17,7 @@ from fsar_methods.ma_fsar.backbone import FrameEncoder, load_clip
 BASELINES = ("aim", "clip_fsar", "clip_zeroshot")
 
 
-@pytest.fixture(autouse=True)
-def one_thread(request):
-    """Tiny models: two OpenMP threads on two shared, busy cores are ~10x slower than one; restore
-    afterwards. The full-size (slow) tests keep every thread."""
-    if request.node.get_closest_marker("slow"):
-        yield
-        return
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny models run single-threaded
 
 
 def tiny(name, **kw):

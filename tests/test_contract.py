@@ -37,13 +37,7 @@ def check_cli(cli):
     return cli
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: on two shared, busy cores one intra-op thread is several times faster than two."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny models run single-threaded
 
 
 def _by_name(results):
