@@ -167,26 +167,10 @@ def test_clip_weights_from_local_file(name, tmp_path):
 
 @pytest.mark.parametrize("name", ["aim", "clip_fsar"])
 def test_tiny_trains_on_toy_data_and_loss_decreases(name, toy_data_root, workdir):
-    from fsar_bench.config import load_config
-    from fsar_bench.data.source import TrainEpisodes, VideoSource
-    from fsar_bench.engine.evaluate import clip_transform
+    from toy_training import train_steps
 
     m = tiny(name)
-    card = get_card("toy-appearance")
-    src = VideoSource.open(card, load_config())
-    m.set_dataset(card)
-    steps = 40
-    data = TrainEpisodes(src, "train", 5, 1, 2, steps, "train/test", m.frames, clip_transform(m, src, 0.2))
-    lr = m.train_presets["tiny"]["lr"]
-    opt = m.configure_optimizer(lr, 0.0)
-    m.train()
-    curve = []
-    for i in range(steps):
-        out = m.training_loss(data[i])
-        opt.zero_grad()
-        out["loss"].backward()
-        opt.step()
-        curve.append(out["loss"].item())
+    curve = train_steps(m, "toy-appearance", 40, m.train_presets["tiny"]["lr"], train_query=2, jitter=0.2)
     first, last = sum(curve[:10]) / 10, sum(curve[-10:]) / 10
     assert last < first, curve
 

@@ -201,26 +201,12 @@ def test_clip_weights_from_local_file(tmp_path):
 
 # -- training ------------------------------------------------------------------------------------
 def test_tiny_trains_on_toy_data_and_loss_decreases(toy_data_root, workdir):
-    from fsar_bench.config import load_config
-    from fsar_bench.data.source import TrainEpisodes, VideoSource
-    from fsar_bench.engine.evaluate import clip_transform
+    from toy_training import train_steps
 
-    m = tiny()
-    card = get_card("toy-appearance")
-    src = VideoSource.open(card, load_config())
-    m.set_dataset(card)
-    steps = 40
-    data = TrainEpisodes(src, "train", 5, 1, 1, steps, "train/test", m.frames, clip_transform(m, src, 0.2))
-    opt = m.configure_optimizer(1e-2, 0.0)
-    m.train()
-    curve = []
-    for i in range(steps):
-        out = m.training_loss(data[i])
-        opt.zero_grad()
-        out["loss"].backward()
-        opt.step()
-        curve.append(out["loss"].item())
+    def each(out):
         assert set(out) >= {"loss", "q2s", "q2t", "s2t", "logits"} and out["logits"].shape == (5, 5)
+
+    curve = train_steps(tiny(), "toy-appearance", 40, 1e-2, jitter=0.2, each=each)
     first, last = sum(curve[:10]) / 10, sum(curve[-10:]) / 10
     assert last < first - 0.1, curve
 
