@@ -15,7 +15,8 @@ never attend to queries, so enhanced supports do not depend on the episode.
 
 Release details kept (dmgal.md section 4): LayerNorm(c) on the motion tokens (config.token_norm),
 no positional encoding, attention dropout 0.1, and the support and query sets pass through the
-motion extractor separately (in training, BatchNorm normalises each set with its own statistics).
+motion extractor separately, support set first (in training, BatchNorm normalises each set with
+its own statistics, and the order of the two updates decides the running statistics).
 Parameters (release variant): 9D + Dc + 19c^2 + 17c + 2 (Table VII: 22.06M / 6.06M / 1.79M / 0.59M
 at r2 = 2 / 4 / 8 / 16, D = 2048).
 """
@@ -79,10 +80,12 @@ class CrossMGA(nn.Module):
         e, n_q = query.shape[:2]
         n_s = support.shape[1]
         h, w = query.shape[-2:]
-        q_fwd, q_bwd = self._motion_tokens(query)
+        # Support set first, as the release (spa_mix_2.forward): in training the order decides the
+        # BatchNorm running statistics (tests/test_golden_dmgal.py).
         s_fwd, s_bwd = self._motion_tokens(support)
-        q_self = self.phi3(query.flatten(0, 1)).unflatten(0, (e, n_q))  # Phi_3(F_Q)
+        q_fwd, q_bwd = self._motion_tokens(query)
         s_self = self.phi3(support.flatten(0, 1)).unflatten(0, (e, n_s))  # Phi_3(F_S)
+        q_self = self.phi3(query.flatten(0, 1)).unflatten(0, (e, n_q))  # Phi_3(F_Q)
         cross = from_tokens(self.cross(q_fwd, q_bwd, s_fwd, s_bwd, to_tokens(s_self)), h, w)
         query = query + self.lambda1 * cross + self.lambda2 * q_self  # Eq. 13
         support = support + self.lambda2 * s_self  # Eq. 14
