@@ -163,22 +163,115 @@ class _FakeHash:
         return self.value.hex()
 
 
-def test_rejected_draws_advance_the_counter(monkeypatch):
-    """A draw >= 2^64 - (2^64 mod n) is thrown away and the next counter value is used."""
+def test_reference_path_agrees_with_the_spec_under_heavy_rejection(monkeypatch):
+    """Many rejections (every draw whose counter ends in 0 or 3): the one-by-one path and the
+    spec-only implementation (which calls hashlib.sha256, patched for this test too) agree.
+    (Draw 0 is always rejected here, so `episode` always falls back to `episode_reference`: the
+    batched path's own rejection checks are tested below with planted draws.)"""
     monkeypatch.setattr(sampler, "_sha256", _FakeHash)
     d = _Draws("s", 0)
-    x1 = int.from_bytes(hashlib.sha256(b"s/0/1").digest()[:8], "big")
-    assert d.below(3) == x1 % 3 and d.counter == 2  # draw 0 rejected (2^64 mod 3 = 1)
-    d = _Draws("s", 0)
     assert d.below(4) == (2 ** 64 - 1) % 4 and d.counter == 1  # 2^64 mod 4 = 0: nothing is rejected
-    # whole episodes with many rejections: batched path, one-by-one path and the spec-only
-    # implementation (which calls hashlib.sha256, patched for this test too) agree
     monkeypatch.setattr(hashlib, "sha256", _FakeHash)
-    bc = by_class(DOC_EXAMPLE + "".join(f"extra{c}/{v}\n" for c in range(6) for v in range(5)))
-    es = EpisodeSet(EpisodeSpec("fake", "test", 5, 2, 1, 60, "seed"), bc)
-    assert [es.sampler.episode_reference(i) for i in range(60)] == es.episodes
-    assert ind.export(DOC_EXAMPLE.encode() + "".join(f"extra{c}/{v}\n" for c in range(6) for v in range(5)).encode(),
-                      5, 2, 1, 60, "seed") == "".join(es.lines()).encode()
+    extra = "".join(f"extra{c}/{v}\n" for c in range(6) for v in range(5))
+    es = EpisodeSet(EpisodeSpec("fake", "test", 5, 2, 1, 60, "seed"), by_class(DOC_EXAMPLE + extra))
+    assert ind.export((DOC_EXAMPLE + extra).encode(), 5, 2, 1, 60, "seed") == "".join(es.lines()).encode()
+    assert es.episodes == [es.sampler.episode_reference(i) for i in range(60)]
+
+
+TWO64 = 2 ** 64
+PLANT_SEED = "plant"
+PLANT_CLASSES = {f"c{c}": [f"v{v}" for v in range(7)] for c in range(8)}  # 8 classes of 7 videos
+
+
+def _real_u64(counter: int, index: int = 0) -> int:
+    return int.from_bytes(hashlib.sha256(f"{PLANT_SEED}/{index}/{counter}".encode()).digest()[:8], "big")
+
+
+class _PlantedHash:
+    """SHA-256, except for the messages in `planted`, whose first 8 bytes are the planted u64."""
+
+    planted: dict[bytes, int] = {}
+    real = staticmethod(hashlib.sha256)
+
+    def __init__(self, data: bytes = b"") -> None:
+        x = self.planted.get(data)
+        self.value = self.real(data).digest() if x is None else x.to_bytes(8, "big") + bytes(24)
+
+    def digest(self) -> bytes:
+        return self.value
+
+
+def _spec_episode(xs: list[int], way: int = 3, shot: int = 1, query: int = 1):
+    """docs/episodes.md on a given list of u64 draws: reject x >= 2^64 - (2^64 mod n) and take the
+    next draw; Fisher-Yates steps j = i + below(n - i); classes first, then each class's videos."""
+    from fsar_bench.episodes.sampler import Episode
+
+    it = iter(xs)
+
+    def below(n: int) -> int:
+        for x in it:
+            if x < TWO64 - TWO64 % n:
+                return x % n
+        raise AssertionError("ran out of draws")
+
+    def sample(items: list[str], k: int) -> list[str]:
+        a = list(items)
+        for i in range(k):
+            j = i + below(len(a) - i)
+            a[i], a[j] = a[j], a[i]
+        return a[:k]
+
+    classes = sample(sorted(PLANT_CLASSES), way)
+    picks = [sample(PLANT_CLASSES[c], shot + query) for c in classes]
+    return Episode(0, tuple(classes), tuple(tuple(p[:shot]) for p in picks), tuple(tuple(p[shot:]) for p in picks))
+
+
+# Draws of a 3-way 1-shot 1-query episode of 8 classes x 7 videos: 0, 1, 2 pick classes (ranges 8, 7, 6);
+# then per class two videos (ranges 7, 6): draws 3-4, 5-6, 7-8. Rejection limits 2^64 - (2^64 mod n):
+# n = 7: 2^64 = 2 (mod 7), limit 2^64 - 2; n = 6: 2^64 = 4 (mod 6), limit 2^64 - 4.
+@pytest.mark.parametrize("draw,n", [(1, 7), (2, 6), (5, 7), (8, 6)], ids=["class-pick-7", "class-pick-6",
+                                                                         "video-pick-7", "last-batched-draw"])
+@pytest.mark.parametrize("rejected", [True, False], ids=["at-limit", "limit-minus-1"])
+def test_planted_draw_at_the_rejection_limit(monkeypatch, draw, n, rejected):
+    """One draw planted at exactly the limit (must be rejected: every later draw shifts by one) or just
+    below it (must be used: x mod n). The batched path and the one-by-one path give the spec's episode."""
+    limit = TWO64 - TWO64 % n
+    value = limit if rejected else limit - 1
+    real = [_real_u64(c) for c in range(12)]
+    planted = real[:draw] + [value] + real[draw + 1:]
+    expected = _spec_episode(planted)
+    no_rejection = _spec_episode(real)
+    if rejected:  # in the expected way: the planted draw is skipped, the rest move up one counter
+        assert expected == _spec_episode(real[:draw] + real[draw + 1:])
+    assert expected != no_rejection  # the planted draw matters for this episode
+    if draw >= 3:  # a video draw: the classes and the earlier classes' videos are untouched
+        assert expected.classes == no_rejection.classes
+        first = (draw - 3) // 2
+        assert expected.support[:first] == no_rejection.support[:first]
+        assert expected.query[:first] == no_rejection.query[:first]
+
+    monkeypatch.setattr(_PlantedHash, "planted", {f"{PLANT_SEED}/0/{draw}".encode(): value})
+    monkeypatch.setattr(sampler, "_sha256", _PlantedHash)
+    s = EpisodeSampler(PLANT_CLASSES, EpisodeSpec("plant", "test", 3, 1, 1, 1, PLANT_SEED))
+    assert s.episode(0) == expected  # batched path (falls back to one-by-one draws on a rejection)
+    assert s.episode_reference(0) == expected
+
+
+@pytest.mark.parametrize("n", [3, 6, 7])
+def test_rejected_draws_advance_the_counter(monkeypatch, n):
+    """A draw >= 2^64 - (2^64 mod n) is thrown away and the next counter value is used; one just below
+    the limit is used as is."""
+    limit = TWO64 - TWO64 % n
+    monkeypatch.setattr(sampler, "_sha256", _PlantedHash)
+    monkeypatch.setattr(_PlantedHash, "planted", {f"{PLANT_SEED}/0/0".encode(): limit})
+    d = _Draws(PLANT_SEED, 0)
+    assert d.below(n) == _real_u64(1) % n and d.counter == 2
+    monkeypatch.setattr(_PlantedHash, "planted", {f"{PLANT_SEED}/0/0".encode(): limit - 1})
+    d = _Draws(PLANT_SEED, 0)
+    assert d.below(n) == (limit - 1) % n == n - 1 and d.counter == 1
+    monkeypatch.setattr(_PlantedHash, "planted", {f"{PLANT_SEED}/0/{c}".encode(): TWO64 - 1 for c in range(3)})
+    d = _Draws(PLANT_SEED, 0)  # three rejections in a row (2^64 - 1 >= limit: n is not a power of two)
+    assert d.below(n) == _real_u64(3) % n and d.counter == 4
 
 
 # --- episode invariants -------------------------------------------------------------------------
