@@ -30,9 +30,11 @@ from fsar_bench.engine import distributed as dist
 from fsar_bench.engine.evaluate import EvalOptions, ResultStore, accuracy_summary, clip_transform, evaluate
 from fsar_bench.engine.train import TrainConfig, TrainData, TrainState, mean_tail
 from fsar_bench.envinfo import environment
+from fsar_bench.episodes import CANONICAL_EPISODES
 from fsar_bench.episodes.locks import canonicity, make_set
 from fsar_bench.episodes.sampler import EpisodeSet, EpisodeSpec
 from fsar_bench.errors import FsarError
+from fsar_bench.io import atomic_write
 from fsar_bench.registry import create_method, method_class
 
 Progress = Callable[[str, int, int], None]
@@ -50,7 +52,7 @@ class RunSpec:
     way: int = 5
     shot: int = 1
     query: int = 1
-    episodes: int = 10_000
+    episodes: int = CANONICAL_EPISODES
     preset: str | None = None  # default: 'tiny' on toy datasets, 'full' on real ones
     matcher: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)  # method hyperparameters
@@ -85,9 +87,7 @@ class RunResult:
 
 
 def _atomic_json(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def _check_writable(folder: Path) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 from fsar_bench.config import BenchConfig
 from fsar_bench.engine.runner import Progress, RunResult, RunSpec, execute
 from fsar_bench.errors import FsarError, unknown
+from fsar_bench.io import atomic_path, atomic_write
 
 KINDS = ("nway", "shot", "frames", "cross-dataset", "efficiency")
 
@@ -97,7 +98,7 @@ def run_sweep(kind: str, base: RunSpec, config: BenchConfig, retrain: bool = Fal
             tracker.log_artifact(plot)
         table = plot.with_suffix(".json") if plot else None
         if table:
-            table.write_text(json.dumps([{"point": p.label, "accuracy": p.result.summary["accuracy"],
+            atomic_write(table, json.dumps([{"point": p.label, "accuracy": p.result.summary["accuracy"],
                                           "ci95": p.result.summary["ci95"], "run": p.result.mlflow_run_id,
                                           **(p.profile or {})} for p in done], indent=2, default=str))
             tracker.log_artifact(table)
@@ -157,8 +158,9 @@ def _plot(kind: str, base: RunSpec, points: list[SweepPoint], folder: Path) -> P
     fig.suptitle(f"{base.method} on {base.dataset}: {kind} sweep", fontsize=10)
     fig.tight_layout()
     path = folder / f"{kind}-{base.method}-{base.dataset}.png"
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=110)
+    finally:
+        plt.close(fig)
     return path

@@ -13,12 +13,13 @@ from pathlib import Path
 import yaml
 
 from fsar_bench.data.cards import DatasetCard
+from fsar_bench.episodes import CANONICAL_EPISODES, CANONICAL_QUERY, VAL_EPISODES
 from fsar_bench.episodes.sampler import EpisodeSet, EpisodeSpec
 from fsar_bench.errors import FsarError
+from fsar_bench.io import atomic_write
 
 LOCK_FILE = "episodes.lock.yaml"
-TEST_EPISODES = 10_000
-VAL_EPISODES = 1_000
+TEST_EPISODES = CANONICAL_EPISODES  # module names, so tests can shrink the standard sets
 
 
 def standard_specs(card: DatasetCard) -> list[EpisodeSpec]:
@@ -28,10 +29,10 @@ def standard_specs(card: DatasetCard) -> list[EpisodeSpec]:
     specs = []
     n_test = len(card.split("test").by_class)
     for shot in (0, 1, 3, 5):
-        specs.append(EpisodeSpec(card.name, "test", 5, shot, 1, TEST_EPISODES, card.seeds["test"]))
+        specs.append(EpisodeSpec(card.name, "test", 5, shot, CANONICAL_QUERY, TEST_EPISODES, card.seeds["test"]))
     for way in range(6, 11):
         if way <= n_test:
-            specs.append(EpisodeSpec(card.name, "test", way, 1, 1, TEST_EPISODES, card.seeds["test"]))
+            specs.append(EpisodeSpec(card.name, "test", way, 1, CANONICAL_QUERY, TEST_EPISODES, card.seeds["test"]))
     if "val" in card.split_files and len(card.split("val").by_class) >= 5:
         for shot in (1, 3, 5):
             specs.append(EpisodeSpec(card.name, "val", 5, shot, 1, VAL_EPISODES, card.seeds["val"]))
@@ -61,9 +62,7 @@ def write_lock(card: DatasetCard) -> Path:
     path = card.folder / LOCK_FILE
     header = ("# Frozen canonical episode sets of this dataset (docs/episodes.md).\n"
               "# Written by `fsar-bench episodes lock`; checked by `fsar-bench episodes verify`.\n")
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(header + yaml.safe_dump({"dataset": card.name, "sets": sets}, sort_keys=False))
-    tmp.replace(path)
+    atomic_write(path, header + yaml.safe_dump({"dataset": card.name, "sets": sets}, sort_keys=False))
     return path
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
+from fsar_bench.episodes import set_key, setting_name
 from fsar_bench.errors import FsarError
 
 FORMAT = "fsar-episodes/1"
@@ -35,12 +36,12 @@ class EpisodeSpec:
 
     @property
     def setting(self) -> str:
-        return f"{self.way}w{self.shot}s"
+        return setting_name(self.way, self.shot)
 
     @property
     def key(self) -> str:
         """The name of this set in a lock file, e.g. 'test-5w1s-1q-10000'."""
-        return f"{self.split}-{self.way}w{self.shot}s-{self.query}q-{self.episodes}"
+        return set_key(self.split, self.way, self.shot, self.query, self.episodes)
 
 
 @dataclass(frozen=True)

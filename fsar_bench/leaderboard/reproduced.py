@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,11 +30,11 @@ from typing import Any
 
 import numpy as np
 
+from fsar_bench.episodes import CANONICAL_EPISODES, CANONICAL_QUERY, canonical_test_key
 from fsar_bench.errors import FsarError
+from fsar_bench.io import atomic_write
 
 SNAPSHOT_FORMAT = "fsar-leaderboard-runs/1"
-CANONICAL_QUERY = 1
-CANONICAL_EPISODES = 10_000
 TIER_ALPHA = 0.05
 TIER_PERMUTATIONS = 10_000
 TIER_SEED = 0
@@ -268,7 +267,7 @@ def locked_set(dataset: str, way: int, shot: int) -> tuple[str | None, str | Non
         card = get_card(dataset)
     except FsarError:
         return None, None
-    key = f"test-{way}w{shot}s-{CANONICAL_QUERY}q-{CANONICAL_EPISODES}"
+    key = canonical_test_key(way, shot)
     entry = read_lock(card).get(key)
     return (key, entry.get("digest")) if entry else (None, None)
 
@@ -279,13 +278,11 @@ def _stale_toy_data(rec: RunRecord) -> str | None:
         return None
     try:
         from fsar_bench.data.cards import get_card
-        from fsar_bench.data.toy import data_version
+        from fsar_bench.data.toy import stale_reason
 
-        current = data_version(get_card(rec.dataset))
+        return stale_reason(get_card(rec.dataset), rec.data_version.rpartition("/v")[2])
     except (FsarError, KeyError):
         return None
-    seen = rec.data_version.rpartition("/v")[2]
-    return None if seen == current else f"toy data generator version {seen} (current: {current})"
 
 
 def unranked_reason(rec: RunRecord, digest: str | None) -> str | None:
@@ -478,15 +475,3 @@ def load_snapshot(path: Path) -> list[RunRecord]:
         out.append(rec)
     return out
 
-
-def atomic_write(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
