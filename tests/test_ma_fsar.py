@@ -290,5 +290,12 @@ def test_shot0_uses_the_text_branch_alone():
         q = map_features(m.embed(b.query), lambda t: t[None])
         empty = map_features(m.embed(b.support[:1], ["x"]), lambda t: t[None, :0])
         logits = m.score_batch(q, empty, torch.zeros(1, 0, dtype=torch.long), 5, class_names=[b.class_names])
-        text = m.text(b.class_names)[None]
-    torch.testing.assert_close(logits, losses.video_text_logits(q["frames"].mean(2), text, m.text.logit_scale))
+        text = m.text(b.class_names)  # [way, D']: the template-averaged class texts
+        video = q["frames"][0].mean(1)  # [Q, D']: temporal average of each query (Eq. 15, F_q^avg)
+        scale = float(m.text.logit_scale)
+    # Eq. 15 written out per (query, class) pair: scale * <v, t> / (|v| |t|); no metric branch
+    expected = torch.tensor([[scale * float(video[i] @ text[c]) / float(video[i].norm() * text[c].norm())
+                              for c in range(5)] for i in range(video.shape[0])])
+    assert logits.shape == (1, 5, 5)
+    torch.testing.assert_close(logits[0], expected, rtol=1e-4, atol=1e-5)
+    assert (logits[0].argmax(-1) == expected.argmax(-1)).all()
