@@ -151,6 +151,8 @@ class MethodCard:
     default_matcher: str = ""
     reported_as: list[str] = field(default_factory=list)  # method names in the reported CSVs
     notes: str = ""
+    # Short warnings shown by `fsar-bench list methods` (e.g. "assumption: ..." where no code exists).
+    labels: list[str] = field(default_factory=list)
 
     @classmethod
     def from_mapping(cls, name: str, data: Mapping[str, Any]) -> MethodCard:

@@ -22,7 +22,7 @@ def _table(title: str, columns: list[str], rows: list[list[str]]) -> None:
 @app.command()
 def methods() -> None:
     """Registered methods with their origin; plugins that fail to import are shown as unavailable."""
-    from fsar_bench.registry import method_entries
+    from fsar_bench.registry import method_class, method_entries
 
     rows = []
     for name, entry in method_entries().items():
@@ -30,6 +30,7 @@ def methods() -> None:
             cls = entry.load()
             status = "ok"
             detail = f"presets: {', '.join(cls.presets)}; default matcher: {cls.default_matcher}"
+            detail += "".join(f"; {label}" for label in method_class(name).card().labels)
         except Exception:  # noqa: BLE001
             status, detail = "unavailable", entry.error or "failed to load"
         rows.append([name, entry.origin, entry.target, status, detail])

@@ -15,6 +15,13 @@ matters for the last block: the class token passes through the adapters, so a Cm
 after the last block's attention would never reach the class-token frame features; before the
 attention, the class token attends to the C-MGA-enhanced patch tokens.
 
+ASSUMPTION (labelled in the card, docs/methods/dmgal.md and `fsar-bench list methods`): the paper
+calls its Smga-/Cmga-Adapters "simplified versions" of S-MGA and C-MGA (Fig. 3b, Sec. IV-D2)
+without saying what is removed, and no code exists. `mga_form="full"` (default) keeps the whole
+S-MGA (with the temporal MLP-mixer, a 192x192 channel MLP at width 192) and C-MGA inside the
+adapters; `mga_form="simplified"` is the simpler reading: no temporal mixer and single-scale motion
+(Eq. 2 with N = 1: the difference maps through the 1x1 conv only). Neither is confirmed.
+
 Table VI's switches: `smga_adapter=False` puts ST-Adapters (Eq. 15) where the Smga-Adapters were
 (the paper: "replacing the ST-Adapter with the Smga-Adapter"); `cmga_adapter=False` gives the
 last block the same per-video adapter as the early blocks, and `embed` then returns frame features.
@@ -39,8 +46,10 @@ from fsar_methods.st_adapter.method import ADAPTER_TRAIN_PRESETS
 from fsar_methods.st_adapter.method import METRIC_DEFAULTS as ADAPTER_METRICS
 from fsar_methods.st_adapter.vit import FrozenViT, check_position, per_video
 
-# Bi-MHM as in the adapter-tuning FSAR code (sum, prototype); TRX with pairs as in DMGAL's code.
+# Bi-MHM as in the adapter-tuning FSAR code (sum, prototype); TRX with pairs, as DMGAL-FT (dmgal_ft.py).
 METRIC_DEFAULTS: dict[str, dict[str, Any]] = {**ADAPTER_METRICS, "trx": {"cardinalities": (2,)}}
+# Readings of the paper's "simplified versions" of S-MGA / C-MGA as adapters (module docstring).
+MGA_FORMS = ("full", "simplified")
 
 
 class DMGALAdapter(Method):
@@ -54,6 +63,8 @@ class DMGALAdapter(Method):
             'pre_mlp' or 'post_mlp'.
         smga_adapter, cmga_adapter: Table VI's switches. temporal_mixer: Eqs. 8-9 inside the Smga-Adapter.
         cmga_attention: 'frame_wise' or 'frame_all'. mga_variant, mga_options: as in DMGAL-FT.
+        mga_form: 'full' (whole S-MGA / C-MGA in the adapters) or 'simplified' (no temporal mixer,
+            single-scale motion); an assumption either way, see the module docstring.
         use_proj: frame features through CLIP's `proj`. episode_chunk: episodes per last-block call.
     """
 
@@ -72,8 +83,15 @@ class DMGALAdapter(Method):
                  frames: int = 8, image_size: int = 224, r1: int = 4, r2: int = 4, adapter_ratio: float = 0.25,
                  adapter_position: str = "pre_attn", smga_adapter: bool = True, cmga_adapter: bool = True,
                  temporal_mixer: bool = True, cmga_attention: str = "frame_wise", mga_variant: str = "release",
-                 mga_options: Mapping[str, Any] | None = None, use_proj: bool = False, episode_chunk: int = 4) -> None:
+                 mga_options: Mapping[str, Any] | None = None, use_proj: bool = False, episode_chunk: int = 4,
+                 mga_form: str = "full") -> None:
         super().__init__(frames=frames, image_size=image_size)
+        if mga_form not in MGA_FORMS:
+            raise ValueError(f"mga_form must be one of {MGA_FORMS}, not {mga_form!r}")
+        if mga_form == "simplified":
+            temporal_mixer = False
+            mga_options = {"multi_scale": False, **(mga_options or {})}
+        self.mga_form = mga_form
         clip, self.weights_source = open_clip_model(model, weights=weights, pretrained=pretrained)
         self.vit = FrozenViT(clip.visual)
         self.position = check_position(adapter_position)

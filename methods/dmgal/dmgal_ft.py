@@ -26,7 +26,9 @@ from fsar_methods.dmgal.motion import mga_config
 from fsar_methods.dmgal.smga import SMGA
 
 # Metric settings of the release (dmgal.md sections 1 and 6): Bi-MHM in sum form with the k-shot
-# distances averaged; TRX with pairs only (STRM/DMGAL `temp_set` 2). Overridable by matcher kwargs.
+# distances averaged; TRX with pairs only: the release never builds its TRX head (run_DMGAL.py's
+# unused `--temp_set` defaults to [2, 3]); pairs come from the STRM scripts it ships (`--temp_set 2`),
+# docs/methods/dmgal.md "TRX tuple size". Overridable by matcher kwargs.
 METRIC_DEFAULTS: dict[str, dict[str, Any]] = {
     "bimhm": {"reduction": "sum", "kshot": "distance"},
     "trx": {"cardinalities": (2,)},

@@ -51,6 +51,9 @@ class MGAConfig:
     token_norm: release extras on the motion tokens: sinusoidal patch-position encoding x 0.1 in
         S-MGA, LayerNorm in C-MGA. False: neither (the paper has none).
     dropout: dropout on the attention maps (and on S-MGA's encoded tokens); 0.1 in the release.
+    multi_scale: True: Eq. 2 with its three branches (release, paper). False: one scale, M =
+        Conv1x1(C) (Eq. 2 with N = 1); our reading of the "simplified" MGA adapters of DMGAL-Adapter
+        (dmgal_adapter.py), not a release or paper setting of DMGAL-FT.
     """
 
     fusion: str = "mean_softmax"
@@ -60,6 +63,7 @@ class MGAConfig:
     backward: str = "previous"
     token_norm: bool = True
     dropout: float = 0.1
+    multi_scale: bool = True
 
     def __post_init__(self) -> None:
         for name, allowed in (("fusion", FUSIONS), ("phi3", PHI3_KINDS), ("upsample", UPSAMPLES),
@@ -153,10 +157,12 @@ class MotionExtractor(nn.Module):
         self.config = config
         self.compress = nn.Sequential(nn.Conv2d(dim, c, 1, bias=False), nn.BatchNorm2d(c))
         self.phi2 = nn.Conv2d(c, c, 3, padding=1, groups=c, bias=False)  # spatial smoothing, Eq. 1
-        # The three CNN_j of Eq. 2: identity; 3x3 conv; avg-pool -> 3x3 conv -> upsample.
-        self.full_scale = nn.Sequential(nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
-        self.pooled_scale = nn.Sequential(nn.AvgPool2d(2, 2), nn.Conv2d(c, c, 3, padding=1, bias=False),
-                                          nn.BatchNorm2d(c))
+        # The three CNN_j of Eq. 2: identity; 3x3 conv; avg-pool -> 3x3 conv -> upsample (identity only
+        # without multi_scale).
+        if config.multi_scale:
+            self.full_scale = nn.Sequential(nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
+            self.pooled_scale = nn.Sequential(nn.AvgPool2d(2, 2), nn.Conv2d(c, c, 3, padding=1, bias=False),
+                                              nn.BatchNorm2d(c))
         self.aggregate = nn.Conv2d(c, c, 1, bias=False)  # "Conv" of Eq. 2 (a 1x1 channel mix)
 
     def differences(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -177,6 +183,8 @@ class MotionExtractor(nn.Module):
     def multi_scale(self, d: Tensor) -> Tensor:
         """Eq. 2 on difference maps [N, T, c, H, W]."""
         n, t, c, h, w = d.shape
+        if not self.config.multi_scale:
+            return self.aggregate(d.flatten(0, 1)).view(n, t, c, h, w)
         if min(h, w) < 2:
             raise ValueError(f"MGA needs spatial maps of at least 2x2, got {h}x{w} "
                              "(lower the backbone's output stride)")
