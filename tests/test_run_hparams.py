@@ -8,6 +8,8 @@ import mlflow
 from torch import nn
 
 from fsar_bench import Method, registry
+from fsar_bench.data.cards import get_card
+from fsar_bench.data.toy import data_version as toy_data_version
 
 
 class DropsAnOption(Method):
@@ -39,7 +41,7 @@ def test_value_in_force_is_logged_beside_the_requested_one(workdir, cli, trackin
     assert res.code == 0, res.err
     summary = json.loads(next((workdir / "fsar-runs").glob("drops_an_option-*/summary.json")).read_text())
     assert summary["hparams_changed"] == {"aux_loss": False}
-    assert summary["data_version"] == "toy-appearance/v2"  # generator kind and version (fsar_bench.data.toy)
+    assert summary["data_version"] == f"toy-appearance/v{toy_data_version(get_card('toy-appearance'))}"  # canonical bytes
     params = mlflow.MlflowClient(tracking_uri).get_run(summary["mlflow_run_id"]).data.params
     assert params["hp.aux_loss"] == "True" and params["hp.aux_loss.effective"] == "False"
 

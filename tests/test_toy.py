@@ -52,14 +52,25 @@ def test_videos_decode_and_masks_match(toy_data_root):
 
 
 def test_versions_are_per_generator_kind(toy_data_root):
-    assert toy.data_version(get_card("toy-appearance")) == toy.TOY_VERSIONS["appearance"] == "2"  # bytes frozen
-    assert toy.data_version(get_card("toy-motion")) == toy.TOY_VERSIONS["motion"] == "3"
+    assert toy.generator_version(get_card("toy-appearance")) == toy.TOY_VERSIONS["appearance"] == "4"  # bytes frozen
+    assert toy.generator_version(get_card("toy-motion")) == toy.TOY_VERSIONS["motion"] == "4"
     for name in ("toy-motion", "toy-appearance"):
         card = get_card(name)
-        assert (toy_data_root / name / "TOY_VERSION").read_text() == toy.data_version(card) + "\n"
+        assert (toy_data_root / name / "TOY_VERSION").read_text() == toy.generator_version(card) + "\n"
         assert toy.is_prepared(toy_data_root / name, card)
-    # a folder of the other kind's version is not a prepared dataset of this kind
-    assert not toy.is_prepared(toy_data_root / "toy-appearance", get_card("toy-motion"))
+    # the two kinds' videos differ, so do their data versions (generator version + manifest digest)
+    assert toy.data_version(get_card("toy-motion")) != toy.data_version(get_card("toy-appearance"))
+
+
+def test_data_version_is_the_manifest_digest(tmp_path):
+    """Differing bytes give a differing data_version, and the leaderboard tells why a run is apart."""
+    card = get_card("toy-motion")
+    (tmp_path / toy.MANIFEST).write_text("a manifest\n")
+    seen = toy.data_version(card, tmp_path)
+    assert seen.startswith(f"{toy.generator_version(card)}+sha256:") and seen != toy.data_version(card)
+    assert toy.stale_reason(card, toy.data_version(card)) is None
+    assert "is not the canonical bytes" in toy.stale_reason(card, seen)
+    assert toy.stale_reason(card, "3").startswith("toy data generator version 3 ")  # runs of v3 recorded no digest
 
 
 def test_motion_time_reversal_is_exact_and_appearance_carries_no_label():

@@ -28,6 +28,7 @@ def prepare(dataset: str = typer.Argument(..., help="toy-motion or toy-appearanc
     cfg = load_config(config)
     target = root or cfg.data_root / card.name
     if toy.is_prepared(target, card):
+        toy.verify(target, card, digests=True)
         typer.echo(f"{dataset} is already prepared at {target}")
         return
     with progress_bar(f"generating {dataset}") as update:
@@ -61,6 +62,10 @@ def check(dataset: str = typer.Argument(..., help="dataset name, e.g. ucf101 (`f
     card = get_card(dataset)
     cfg = load_config(config)
     source = VideoSource.open(card, cfg, root)
+    if card.is_toy:  # every file against its SHA-256 in the manifest (a run checks the sizes only)
+        from fsar_bench.data import toy
+
+        toy.verify(source.root, card, digests=True)
     splits = split or list(card.split_files)
     with progress_bar(f"checking {dataset}") as update:
         report = check_dataset(source, splits, frames=frames, progress=update, output=output)

@@ -31,9 +31,7 @@ def resolve_root(card: DatasetCard, config: BenchConfig, root: Path | None = Non
         from fsar_bench.data import toy
 
         target = Path(root) if root else config.data_root / card.name
-        if not toy.is_prepared(target, card):
-            toy.generate(card, target, progress=progress)
-        return target
+        return toy.ensure(card, target, progress=progress)  # generated, or checked against its manifest
     target = Path(root) if root else config.dataset_root(card.name)
     if target is None:
         raise FsarError(f"no root folder is configured for dataset {card.name!r}",

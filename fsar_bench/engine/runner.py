@@ -125,13 +125,13 @@ def _filtered_set(card, spec: EpisodeSpec, source: VideoSource, allow_missing: b
     return EpisodeSet(spec, by_class), missing
 
 
-def _data_version(card, missing: list[str]) -> str:
+def _data_version(card, missing: list[str], root: Path) -> str:
     """Which data the run saw: the toy generator version, or the availability digest (data/check.py)
     of the test videos present, so runs on regenerated or partial data can be told apart."""
     if card.is_toy:
         from fsar_bench.data.toy import data_version
 
-        return f"toy-{card.toy['generator']}/v{data_version(card)}"
+        return f"toy-{card.toy['generator']}/v{data_version(card, root)}"  # generator version + manifest digest
     from fsar_bench.data.check import availability_digest
 
     gone = set(missing)
@@ -237,7 +237,7 @@ def execute(spec: RunSpec, config: BenchConfig, progress: Progress | None = None
     canonical = bool(canon and canon.canonical)
     why = canon.reason if canon else f"{len(missing)} missing videos (--allow-missing)"
 
-    data_version = _data_version(card, missing)
+    data_version = _data_version(card, missing, source.root)
     run_key = spec.key(world if do_train else 1)
     from fsar_bench.tracking import check_reachable
 
