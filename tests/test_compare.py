@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +15,7 @@ from fsar_bench.results.stats import paired_comparison, sign_flip_p, tiers
 
 @pytest.fixture()
 def compare_cli(cli):
-    """The CLI runner with `compare` mounted (until app.py mounts it itself)."""
-    from fsar_bench.cli import compare_cmd
-    from fsar_bench.cli.app import app
-
-    if not any(c.name == "compare" for c in app.registered_commands):
-        compare_cmd.register(app)
+    """The CLI runner as installed: `compare` must be mounted by fsar_bench/cli/app.py itself."""
     return cli
 
 
@@ -70,10 +66,24 @@ def test_identical_runs():
 
 
 def test_no_real_difference_is_not_significant():
-    a, b = _accs(0.55, 1000, 4), _accs(0.55, 1000, 5)  # independent draws of the same method quality
-    res = paired_comparison(a, b, n_boot=2000)
-    assert res["ci_low"] < 0 < res["ci_high"] or abs(res["diff"]) < 3
-    assert res["p_value"] > 0.01
+    """A and B trade single queries: A wins one query more in 105 episodes, B in 95, out of 1,000.
+    The per-episode differences are 105 x (+20), 95 x (-20) and 800 x 0 pp, so (by hand) the mean is
+    0.2 pp, the sum of squared deviations 200 * 20^2 - 1000 * 0.2^2 = 79,960 and t = 0.2 / sqrt(79960 /
+    999 / 1000) = 0.707: clearly not significant, and the CI must cover 0."""
+    base = _accs(0.55, 1000, 4)
+    room = np.flatnonzero(base <= 0.8)  # episodes where one more correct query still fits
+    a, b = base.copy(), base.copy()
+    a[room[:105]] += 0.2
+    b[room[105:200]] += 0.2
+    res = paired_comparison(a, b, n_boot=4000)
+    t = 0.2 / math.sqrt(79_960 / 999 / 1000)
+    assert res["diff"] == pytest.approx(0.2) and res["diff_std"] == pytest.approx(math.sqrt(79_960 / 999))
+    assert (res["a_better"], res["b_better"], res["ties"]) == (105, 95, 800)
+    assert res["t_stat"] == pytest.approx(t) and res["p_value_t"] == pytest.approx(math.erfc(t / math.sqrt(2)))
+    assert res["ci_low"] < 0 < res["ci_high"]  # the CI covers "no difference"
+    half = 1.96 * math.sqrt(79_960 / 1000) / math.sqrt(1000)  # normal approximation of the bootstrap CI
+    assert (res["ci_high"] - res["ci_low"]) / 2 == pytest.approx(half, rel=0.1)
+    assert res["p_value"] > 0.3
     assert res["p_value"] == pytest.approx(res["p_value_t"], abs=0.05)  # the two tests agree at this n
 
 

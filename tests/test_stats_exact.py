@@ -77,16 +77,31 @@ def test_paired_t_exact_values():
 
 
 # -- leaderboard ranks: equal accuracies share a rank (competition ranking 1, 2, 2, 2, 5) ------------
-def test_tied_accuracies_share_a_rank():
-    from fsar_bench.leaderboard.reproduced import RunRecord, rank
+def _record(key: str, method: str, acc: float):
+    """A ranked-table row without per-episode results (so no tiers), in either record layout."""
+    try:
+        from fsar_bench.results.record import Identity, Results, RunRecord
+    except ImportError:  # the flat RunRecord of fsar_bench.leaderboard.reproduced (before results.record)
+        from fsar_bench.leaderboard.reproduced import RunRecord
 
-    def rec(key: str, method: str, acc: float) -> RunRecord:
         return RunRecord(run_key=key, run_id=key, method=method, dataset="toy-motion", setting="5w1s", way=5,
                          shot=1, episodes=10_000, canonical=True, accuracy=acc, ci95=1.0)
+    ident = Identity(run_key=key, method=method, dataset="toy-motion", way=5, shot=1, episodes=10_000,
+                     canonical=True)
+    return RunRecord(ident, results=Results(accuracy=acc, ci95=1.0), mlflow_run_id=key)
 
-    rows = rank([rec("k1", "m1", 70.0), rec("k2", "m2", 80.0), rec("k3", "m3", 80.0), rec("k4", "m4", 90.0),
-                 rec("k5", "m5", 80.0)])
-    assert [(r.run.method, r.rank) for r in rows] == [("m4", 1), ("m2", 2), ("m3", 2), ("m5", 2), ("m1", 5)]
+
+def _method(row) -> str:
+    run = row.run
+    return getattr(run, "identity", run).method
+
+
+def test_tied_accuracies_share_a_rank():
+    from fsar_bench.leaderboard.reproduced import rank
+
+    rows = rank([_record("k1", "m1", 70.0), _record("k2", "m2", 80.0), _record("k3", "m3", 80.0),
+                 _record("k4", "m4", 90.0), _record("k5", "m5", 80.0)])
+    assert [(_method(r), r.rank) for r in rows] == [("m4", 1), ("m2", 2), ("m3", 2), ("m5", 2), ("m1", 5)]
     assert all(r.tier is None for r in rows)  # no per-episode results: no tiers
-    two = rank([rec("a", "x", 55.5), rec("b", "y", 55.5)])
+    two = rank([_record("a", "x", 55.5), _record("b", "y", 55.5)])
     assert [r.rank for r in two] == [1, 1]
