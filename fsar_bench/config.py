@@ -6,6 +6,7 @@ below. Unknown keys are errors with suggestions; CLI flags override the file.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Any
 import yaml
 
 from fsar_bench.errors import FsarError, unknown
+from fsar_bench.ui import clip, one_line
 
 DEFAULTS: dict[str, Any] = {
     "data_root": "~/.cache/fsar-bench/data",  # toy datasets are generated here on first use
@@ -44,7 +46,7 @@ MAPPINGS = ("protocol", "datasets", "methods", "train", "sweeps")
 # value checks: key -> (what it must be, example, test); int checks exclude bools (YAML `yes`)
 _INT = lambda lo: (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= lo)  # noqa: E731
 _NUM = lambda lo, strict: (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
-                           and (v > lo if strict else v >= lo))
+                           and math.isfinite(v) and (v > lo if strict else v >= lo))
 _STR = lambda v: isinstance(v, str) and bool(v.strip())  # noqa: E731
 DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 VALUE_CHECKS: dict[str, tuple[str, str, Any]] = {
@@ -97,6 +99,18 @@ class BenchConfig:
             uri = os.environ.get("MLFLOW_TRACKING_URI") or uri
         return uri or f"sqlite:///{(self.results_dir / 'mlflow.db').as_posix()}"
 
+    @property
+    def tracking_uri_origin(self) -> str:
+        """Where `tracking_uri` comes from, for error messages."""
+        uri = self.data["tracking_uri"]
+        if uri and uri != self.file_tracking_uri:
+            return "--tracking-uri"
+        if os.environ.get("MLFLOW_TRACKING_URI"):
+            return "$MLFLOW_TRACKING_URI"
+        if uri:
+            return f"tracking_uri in {self.source}"
+        return "the default store in results_dir"
+
     def dataset_root(self, name: str) -> Path | None:
         entry = self.data["datasets"].get(name) or {}
         root = entry.get("root")
@@ -129,16 +143,16 @@ def _check_value(key: str, value: Any, where: str) -> None:
         fix = f"write e.g. `{key.rpartition('.')[2]}: {example}`"
         if isinstance(value, str) and key in ("train.lr", "train.weight_decay"):
             fix += " (YAML reads 1e-3 as text: a float needs a dot, 1.0e-3)"
-        raise FsarError(f"{key} in {where} is {value!r}, not {what}", fix)
+        raise FsarError(f"{key} in {where} is {clip(value)}, not {what}", fix)
 
 
 def _validate(data: dict[str, Any], where: str) -> None:
     for key in data:
         if key not in DEFAULTS:
-            raise unknown(f"key in {where},", key, DEFAULTS)
+            raise unknown("key", key, DEFAULTS, where=f"in {where}")
     for key in MAPPINGS:
         if data.get(key) is not None and not isinstance(data[key], dict):
-            raise FsarError(f"{key} in {where} is {type(data[key]).__name__} {data[key]!r}, not a mapping",
+            raise FsarError(f"{key} in {where} is {type(data[key]).__name__} {clip(data[key])}, not a mapping",
                             f"write it as `{key}: {{name: value, ...}}` or indented `name: value` lines "
                             "(see the bench.yaml shipped with fsar-bench)")
     for key, value in data.items():
@@ -146,15 +160,15 @@ def _validate(data: dict[str, Any], where: str) -> None:
             _check_value(key, value, where)
     for key, value in (data.get("protocol") or {}).items():
         if key not in PROTOCOL_KEYS:
-            raise unknown(f"protocol key in {where},", key, PROTOCOL_KEYS)
+            raise unknown("protocol key", key, PROTOCOL_KEYS, where=f"in {where}")
         _check_value(f"protocol.{key}", value, where)
     for key, value in (data.get("train") or {}).items():
         if key not in TRAIN_KEYS:
-            raise unknown(f"train key in {where},", key, TRAIN_KEYS)
+            raise unknown("train key", key, TRAIN_KEYS, where=f"in {where}")
         _check_value(f"train.{key}", value, where)
     for name, entry in (data.get("sweeps") or {}).items():
         if name not in DEFAULTS["sweeps"]:
-            raise unknown(f"sweep in {where},", name, DEFAULTS["sweeps"])
+            raise unknown("sweep", name, DEFAULTS["sweeps"], where=f"in {where}")
         if not isinstance(entry, dict):
             raise FsarError(f"sweeps.{name} in {where} is not a mapping",
                             f"write it like the default: {name}: {DEFAULTS['sweeps'][name]}")
@@ -163,10 +177,10 @@ def _validate(data: dict[str, Any], where: str) -> None:
             raise FsarError(f"datasets.{name} in {where} is not a mapping", "write it as {root: PATH}")
         for key in entry:
             if key not in DATASET_KEYS:
-                raise unknown(f"key of datasets.{name} in {where},", key, DATASET_KEYS)
+                raise unknown("key", key, DATASET_KEYS, where=f"of datasets.{name} in {where}")
         for key in ("root", "masks"):
             if entry.get(key) is not None and not _STR(entry[key]):
-                raise FsarError(f"datasets.{name}.{key} in {where} is {entry[key]!r}, not a folder path",
+                raise FsarError(f"datasets.{name}.{key} in {where} is {clip(entry[key])}, not a folder path",
                                 f"write it as {{{key}: /path/to/folder}}")
         if entry.get("layout") is not None:
             if not isinstance(entry["layout"], dict):
@@ -192,10 +206,20 @@ def load_config(path: str | Path | None = None) -> BenchConfig:
     p = Path(path)
     if not p.exists():
         raise FsarError(f"config file {p} does not exist", "pass an existing --config or create bench.yaml")
+    if p.is_dir():
+        raise FsarError(f"config file {p} is a folder", f"pass the YAML file itself, e.g. --config {p / 'bench.yaml'}")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        first = str(exc).splitlines()[0]
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise FsarError(f"config file {p} is not UTF-8 text (byte {exc.start} cannot be decoded)",
+                        "save it as UTF-8 (bench.yaml is YAML text)") from None
+    except OSError as exc:
+        raise FsarError(f"config file {p} cannot be read ({exc.strerror or type(exc).__name__})",
+                        "fix its permissions or pass another --config") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:  # ValueError: an int of > 4300 digits
+        first = one_line((str(exc).splitlines() or [type(exc).__name__])[0], 200)
         raise FsarError(f"{p} is not valid YAML ({first})", "fix the syntax at the place it names") from None
     if not isinstance(data, dict):
         raise FsarError(f"{p} is not a mapping of keys to values", "see the bench.yaml shipped with fsar-bench")

@@ -185,6 +185,9 @@ class Method(nn.Module):
     extra_inputs: ClassVar[frozenset[str]] = frozenset()
     # True: `configure_optimizer` applies no weight decay to normalisation layers (NORM_LAYERS).
     no_decay_on_norms: ClassVar[bool] = False
+    # True: the method scores episodes without supports (shot 0) from the class names alone; the
+    # CLI refuses --shot 0 for the others (they would score every query alike: chance accuracy).
+    zero_shot: ClassVar[bool] = False
     mean: ClassVar[tuple[float, float, float]] = IMAGENET_MEAN
     std: ClassVar[tuple[float, float, float]] = IMAGENET_STD
 

@@ -5,6 +5,25 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Iterator
+from typing import Any
+
+ECHO_LIMIT = 80  # characters of a user-given value echoed back in an error
+LINE_LIMIT = 600  # characters of each part (problem, fix) of an error line
+
+
+def clip(value: Any, limit: int = ECHO_LIMIT) -> str:
+    """repr(value), cut to `limit` characters: an error echoes what it refuses without flooding the
+    terminal (a 40,000-character --set value once made a 40,084-character error line)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 3 * limit:
+        return f"<an integer of about {int(value.bit_length() * 0.30103):,} digits>"  # repr would raise over 4300
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 14]}...({len(text):,} chars)"
+
+
+def one_line(text: str, limit: int = LINE_LIMIT) -> str:
+    """`text` on one line (newlines folded) of at most about `limit` characters."""
+    flat = " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+    return flat if len(flat) <= limit else f"{flat[:limit]}... ({len(flat):,} chars in all)"
 
 
 @contextlib.contextmanager

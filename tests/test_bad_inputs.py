@@ -6,8 +6,10 @@ and no run folder written. Cases the engine cannot honour yet are xfail with the
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -312,3 +314,240 @@ def test_nan_loss_stops_with_the_episode_index(workdir, cli):
     one_line_error(res, "training loss is nan at episode 2", "lower the learning rate")
     written = {p.name for p in (workdir / "fsar-runs").rglob("*")} if (workdir / "fsar-runs").exists() else set()
     assert not written & {"summary.json", "episodes.parquet", "final.pt"}, written  # no results
+
+
+# -- issue #15: usage errors, numbers, --set values, files and tracking URIs, checked before any work ----
+# One line per case: (CLI arguments, a fragment of the error line). `BENCH` is the bench.yaml file name
+# and `FILE` a plain file of the working directory (so FILE/x is in an unwritable place, even as root).
+USAGE = [  # click's own errors, on typer's vendored click and the standalone one alike
+    (["foo"], "no such command 'foo'"),
+    (["list", "foo"], "no such command 'foo'; see `fsar-bench list --help`"),
+    (["run"], "missing argument"),
+    (["run", "protonet", "--way", "x"], "'--way' ('x')"),
+    (["run", "protonet", "--way", "2.5"], "'--way' ('2.5')"),
+    (["run", "protonet", "--episodes", "1e4"], "write it as a whole number, --episodes 10000"),
+    (["run", "protonet", "--lr", "abc"], "'--lr' ('abc')"),
+    (["run", "protonet", "--wya", "3"], "--wya"),
+    (["episodes", "show", "-d", "toy-motion", "--way", "0"], "'--way'"),
+]
+NUMBERS = [
+    (["--way", "0"], "--way 0 is out of range"),
+    (["--query", "0"], "--query 0 is out of range"),
+    (["--shot", "-1"], "--shot -1 is out of range"),
+    (["--episodes", "0"], "--episodes 0 is out of range"),
+    (["--episodes", "-5"], "--episodes -5 is out of range"),
+    (["--steps", "-1"], "--steps -1 is out of range"),
+    (["--frames", "0"], "--frames 0 is out of range"),
+    (["--frames", "-2"], "--frames -2 is out of range"),
+    (["--episode-batch", "0"], "--episode-batch 0 is out of range"),
+    (["--nproc", "0"], "--nproc 0 is out of range"),
+    (["--lr", "-1e-3"], "--lr -0.001 is not a finite number > 0"),
+    (["--lr", "0"], "--lr 0.0 is not a finite number > 0"),
+    (["--lr", "nan"], "--lr nan is not a finite number > 0"),
+    (["--lr", "inf"], "--lr inf is not a finite number > 0"),
+    (["--set", "image_size=-4"], "--set image_size=-4 is out of range"),
+    (["--set", "frames=0"], "--set frames=0 is out of range"),
+    (["--set", "image_size=abc"], "--set image_size='abc' is not an integer"),
+    (["--set", "image_size=4.5"], "is not an integer"),
+    (["--set", "backbone=3"], "--set backbone=3 is not a string"),
+    (["--set", "backbone=.nan"], "is not a finite number"),
+    (["--set", "noequals"], "is not key=value"),
+    (["--set", "backbon=x"], "unknown hyperparameter 'backbon' of method 'protonet'; did you mean 'backbone'?"),
+    (["--shot", "0"], "method 'protonet' has no zero-shot path"),
+    (["--preset", "tinyy"], "known presets: "),
+]
+FILES = [  # (bench.yaml content or a marker, extra args, fragment)
+    (b"protocol:\n  way: 5 # caf\xe9\n", [], "is not UTF-8 text"),
+    ("FOLDER", [], "config file bench.yaml is a folder"),
+    ("UNREADABLE", [], "cannot be read (Permission denied)"),
+    (b"train: {lr: .nan}\n", [], "train.lr in bench.yaml is nan"),
+    (b"methods: {protonet: {tiny: {image_size: -4}}}\n", [], "image_size: -4 in methods.protonet.tiny in bench.yaml"),
+]
+TRACKING = [
+    ("file:///tmp/mlruns", "is a file store, which MLflow 3.17 refuses; use a SQLite store, e.g. 'sqlite:////tmp/mlruns/mlflow.db'"),
+    ("mlruns", "is a file store, which MLflow 3.17 refuses; use a SQLite store, e.g. 'sqlite:///mlruns/mlflow.db'"),
+    ("foo://host/x", "has the unknown scheme 'foo:'"),
+    ("sqlite:///FILE/mlflow.db", "FILE is a file, not a folder"),
+    ("sqlite://", "names no database file"),
+    ("sqlite:///.", "points to the folder"),
+]
+OUTPUTS = [  # commands writing a file: checked before the work that produces it
+    (["episodes", "export", "-d", "toy-motion", "--output", "DIR"], "--output DIR is an existing folder"),
+    (["episodes", "export", "-d", "toy-motion", "--output", "FILE/x.jsonl"], "FILE is a file, not a folder"),
+    (["leaderboard", "-d", "toy-motion", "--output", "FILE/x.md"], "FILE is a file, not a folder"),
+    (["leaderboard", "-d", "toy-motion", "--output", "DIR"], "--output DIR is an existing folder"),
+    (["leaderboard", "-d", "toy-motion", "--save-runs", "FILE/r.json"], "FILE is a file, not a folder"),
+    (["profile", "protonet", "--preset", "tiny", "--json", "FILE/p.json"], "FILE is a file, not a folder"),
+    (["sweep", "nway", "--plot-dir", "FILE/plots"], "FILE is a file, not a folder"),
+]
+
+
+def single_error_line(res, fragment: str) -> str:
+    """Exit code 2, exactly one non-empty line on stdout + stderr: 'error: <problem>; <fix>', short."""
+    assert res.code == 2, (res.code, res.out, res.err)
+    lines = [line for line in (res.out + res.err).splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("error: ") and "; " in lines[0] and "Traceback" not in lines[0], lines[0]
+    assert fragment in lines[0], (fragment, lines[0])
+    assert len(lines[0]) < 700, len(lines[0])
+    return lines[0]
+
+
+def nothing_half_written(workdir: Path) -> None:
+    nothing_written(workdir)
+    assert not list(workdir.rglob("*.tmp")) and not list(workdir.rglob("mlflow.db")), sorted(workdir.rglob("*"))
+
+
+def _place(workdir: Path, args: list[str]) -> list[str]:
+    (workdir / "FILE").write_text("a plain file\n")
+    (workdir / "DIR").mkdir(exist_ok=True)
+    return [str(a) for a in args]
+
+
+@pytest.mark.parametrize("args,fragment", USAGE, ids=[" ".join(a) for a, _ in USAGE])
+def test_usage_error_is_one_line(args, fragment, workdir, cli):
+    single_error_line(cli(*args), fragment)
+    nothing_half_written(workdir)
+
+
+@pytest.mark.parametrize("args,fragment", NUMBERS, ids=[" ".join(a) for a, _ in NUMBERS])
+def test_bad_number_is_refused_before_work(args, fragment, workdir, cli):
+    single_error_line(cli("run", "protonet", "--dataset", "toy-appearance", *args), fragment)
+    nothing_half_written(workdir)
+
+
+@pytest.mark.parametrize("content,args,fragment", FILES, ids=[f for _, _, f in FILES])
+def test_bad_config_file(content, args, fragment, workdir, cli, monkeypatch):
+    config = workdir / "bench.yaml"
+    if content == "FOLDER":
+        config.mkdir()
+    elif content == "UNREADABLE":  # chmod 000 does not stop root: refuse the read itself
+        config.write_text("protocol: {way: 5}\n")
+        real = Path.read_text
+
+        def refuse(self, *a, **k):
+            if self.name == "bench.yaml":
+                raise PermissionError(13, "Permission denied", str(self))
+            return real(self, *a, **k)
+
+        monkeypatch.setattr(Path, "read_text", refuse)
+    else:
+        config.write_bytes(content)
+    single_error_line(cli("run", "protonet", "--dataset", "toy-appearance", *args), fragment)
+    nothing_half_written(workdir)
+
+
+@pytest.mark.parametrize("uri,fragment", TRACKING, ids=[u for u, _ in TRACKING])
+def test_bad_tracking_uri_before_the_run_folder(uri, fragment, workdir, cli, monkeypatch):
+    args = _place(workdir, ["run", "protonet", "--dataset", "toy-appearance", "--tracking-uri", uri])
+    single_error_line(cli(*args), fragment)
+    nothing_half_written(workdir)
+    (workdir / "bench.yaml").write_text(f"tracking_uri: {uri}\n")  # the same from bench.yaml, flag and env unset
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    single_error_line(cli("run", "protonet", "--dataset", "toy-appearance"), "(from tracking_uri in bench.yaml)")
+    nothing_half_written(workdir)
+
+
+@pytest.mark.parametrize("args,fragment", OUTPUTS, ids=[" ".join(a[:2]) + " " + a[-1] for a, _ in OUTPUTS])
+def test_unwritable_output_before_work(args, fragment, workdir, cli):
+    single_error_line(cli(*_place(workdir, args)), fragment)
+    assert not (workdir / "FILE").is_dir() and not list((workdir / "DIR").iterdir())
+    nothing_half_written(workdir)
+
+
+def test_long_echoed_values_are_cut(workdir, cli):
+    """A 40,000-character --set value once made a 40,084-character error line."""
+    for item in ("image_size=" + "9" * 40_000, "backbone=" + "[" * 40_000, "x" * 40_000 + "=1", "y" * 40_000):
+        single_error_line(cli("run", "protonet", "--set", item), "chars")
+    nothing_half_written(workdir)
+
+
+def test_tracking_uri_rule():
+    """The pure check: what fsar-bench logs to, and what it refuses (README, docs/configuration.md)."""
+    from fsar_bench.errors import FsarError
+    from fsar_bench.validate import check_tracking_uri
+
+    for ok in ("http://127.0.0.1:5000", "https://mlflow.example.org", "postgresql+psycopg2://u@h/db",
+               "mysql://u@h/db", "databricks", "sqlite:///fsar-runs/not-yet/mlflow.db"):
+        check_tracking_uri(ok)
+    for bad, words in (("./mlruns", "file store"), ("file:mlruns", "file store"), ("ftp://h/x", "unknown scheme"),
+                       ("sqlite:////etc/passwd/mlflow.db", "is a file, not a folder")):
+        with pytest.raises(FsarError, match=words):
+            check_tracking_uri(bad)
+
+
+def test_zero_shot_methods_declare_it():
+    """`--shot 0` is allowed by the declared class attribute, not by method name."""
+    from fsar_bench.validate import check_zero_shot
+
+    zero = {name for name in registry.list_methods() if getattr(registry.method_class(name), "zero_shot", False)}
+    assert {"clip_zeroshot", "ma_fsar"} <= zero and "protonet" not in zero
+    check_zero_shot("clip_zeroshot", registry.method_class("clip_zeroshot"), 0)
+
+
+def test_click_errors_of_either_package(workdir, cli, monkeypatch):
+    """Older typers raise the standalone click's exceptions: handled the same way (no class import)."""
+    import click
+
+    from fsar_bench import config as config_mod
+
+    def bad(*a, **k):
+        raise click.BadParameter("not a good value", param_hint="'--thing'")
+
+    monkeypatch.setattr(config_mod, "load_config", bad)
+    single_error_line(cli("run", "protonet"), "not a good value")
+    monkeypatch.setattr(config_mod, "load_config", lambda *a, **k: (_ for _ in ()).throw(click.Abort()))
+    res = cli("run", "protonet")
+    assert res.code == 130 and "interrupted; re-run the same command to resume" in res.err
+
+
+def test_ctrl_c_prints_how_to_resume(workdir, cli, monkeypatch):
+    from fsar_bench import config as config_mod
+
+    def interrupt(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(config_mod, "load_config", interrupt)
+    res = cli("run", "protonet", "--dataset", "toy-appearance")
+    assert res.code == 130, (res.code, res.err)
+    assert res.err.strip() == "interrupted; re-run the same command to resume"
+
+
+def test_no_arguments_prints_the_help(cli):
+    res = cli()
+    assert res.code in (0, 2) and "Usage: fsar-bench" in res.out and "Traceback" not in res.err
+
+
+# The vendored-click problem shows only through the console script: one real process per class of error.
+def _entry_point() -> list[str]:
+    script = Path(sys.executable).with_name("fsar-bench")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "fsar_bench"]
+
+
+_INTERRUPT = ("import signal, sys; from fsar_bench import config; "
+              "config.load_config = lambda *a, **k: signal.raise_signal(signal.SIGINT); "
+              "from fsar_bench.cli import main; main(sys.argv[1:])")
+PROCESSES = [  # (argv after the program, bench.yaml or None, exit code, fragment)
+    (["foo"], None, 2, "error: no such command 'foo'"),
+    (["run", "protonet", "--episodes", "1e4"], None, 2, "--episodes 10000"),
+    (["run", "protonet", "--nproc", "0"], None, 2, "--nproc 0 is out of range"),
+    (["run", "protonet"], b"\xff\xfe", 2, "is not UTF-8 text"),
+    (["run", "protonet", "--tracking-uri", "file:///tmp/mlruns"], None, 2, "sqlite:////tmp/mlruns/mlflow.db"),
+    (["episodes", "export", "-d", "toy-motion", "-o", "DIR"], None, 2, "is an existing folder"),
+    (["INTERRUPT", "run", "protonet"], None, 130, "interrupted; re-run the same command to resume"),
+]
+
+
+@pytest.mark.parametrize("args,bench,code,fragment", PROCESSES, ids=[" ".join(a) for a, *_ in PROCESSES])
+def test_real_entry_point(args, bench, code, fragment, tmp_path):
+    import subprocess
+
+    (tmp_path / "DIR").mkdir()
+    if bench is not None:
+        (tmp_path / "bench.yaml").write_bytes(bench)
+    cmd = [sys.executable, "-c", _INTERRUPT, *args[1:]] if args[0] == "INTERRUPT" else [*_entry_point(), *args]
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "FSAR_BENCH_CONFIG")}
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+    assert proc.returncode == code and len(lines) == 1 and fragment in lines[0], (proc.returncode, lines)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["DIR", *(["bench.yaml"] if bench else [])])

@@ -32,7 +32,8 @@ def test_unknown_bench_yaml_key(workdir, cli):
     (workdir / "bench.yaml").write_text("protocl:\n  way: 5\n")
     res = cli("run", "protonet", "--dataset", "toy-appearance")
     assert res.code == 2
-    assert "unknown key in bench.yaml, 'protocl'" in res.err and "did you mean 'protocol'" in res.err
+    assert "unknown key 'protocl' in bench.yaml" in res.err and "did you mean 'protocol'" in res.err
+    assert "known keys: " in res.err and ",s" not in res.err
     (workdir / "bench.yaml").write_text("protocol:\n  wayy: 5\n")
     res = cli("run", "protonet", "--dataset", "toy-appearance")
     assert res.code == 2 and "did you mean 'way'" in res.err

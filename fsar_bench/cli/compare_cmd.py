@@ -86,6 +86,10 @@ def compare(
     if n_boot < 1 or n_perm < 1 or not 0 < alpha < 1:
         raise FsarError(f"--n-boot {n_boot} --n-perm {n_perm} --alpha {alpha} is not valid",
                         "use --n-boot >= 1, --n-perm >= 1, 0 < --alpha < 1")
+    if tracking_uri:
+        from fsar_bench.validate import check_tracking_uri
+
+        check_tracking_uri(tracking_uri, write=False)
     sa, dfa = load_run(run_a, tracking_uri, config)
     sb, dfb = load_run(run_b, tracking_uri, config)
     acc_a, acc_b = align(sa, dfa, sb, dfb)

@@ -123,9 +123,15 @@ def export(dataset: str = _DATASET, split: str = _SPLIT, way: int = _WAY, shot: 
     from fsar_bench.errors import FsarError
 
     suffix = output.suffix.lower()
+    if output.is_dir():
+        raise FsarError(f"--output {output} is an existing folder",
+                        f"pass a file name, e.g. --output {output / 'episodes.jsonl'}")
     if suffix not in (".jsonl", ".parquet"):
         raise FsarError(f"cannot export to {output.name!r}: unknown format {suffix or '(no suffix)'}",
                         "name the output FILE.jsonl or FILE.parquet")
+    from fsar_bench.validate import check_output_file
+
+    check_output_file(output, "--output")  # before drawing the episodes (can take a minute)
     card, spec = _spec(dataset, split, way, shot, query, episodes, seed)
     es = make_set(card, spec)
     canonical, reason = _status(card, es)
@@ -163,7 +169,11 @@ def export(dataset: str = _DATASET, split: str = _SPLIT, way: int = _WAY, shot: 
             table = pa.table(columns).replace_schema_metadata({"fsar_episodes": json.dumps(meta)})
             pq.write_table(table, tmp)
 
-    _atomic_write(output, write)
+    try:
+        _atomic_write(output, write)
+    except OSError as exc:  # what the check above cannot see (a read-only mount seen as root, a full disk)
+        raise FsarError(f"cannot write --output {output} ({exc.strerror or type(exc).__name__})",
+                        "pass --output in a writable folder") from None
     typer.echo(f"wrote {spec.episodes:,} episodes of {spec.key} ({spec.dataset}) to {output}")
     typer.echo(f"digest {es.digest}; {'canonical' if canonical else 'non-canonical'} ({reason})")
 

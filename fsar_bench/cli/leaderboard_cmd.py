@@ -74,8 +74,14 @@ def leaderboard(
         typer.echo(f"{len(committed_targets(folder))} leaderboards are current")
         return
 
+    from fsar_bench.ui import clip
+    from fsar_bench.validate import check_output_file, check_tracking_uri
+
     if format_ not in ("md", "csv", "html"):
-        raise FsarError(f"unknown format {format_!r}", "use --format md, csv or html")
+        raise FsarError(f"unknown format {clip(format_)}", "use --format md, csv or html")
+    for path, flag in ((output, "--output"), (save_runs, "--save-runs")):
+        if path is not None:
+            check_output_file(path, flag)  # before reading MLflow and rendering
     if runs is not None and (tracking_uri or experiment):
         raise FsarError("--runs reads a snapshot file; --tracking-uri/--experiment read MLflow",
                         "pass one or the other")
@@ -92,7 +98,9 @@ def leaderboard(
         for s in setting:
             parse_setting(s)
         cfg = load_config(config)
-        records = runs_from_mlflow(tracking_uri or cfg.tracking_uri, experiment or cfg["experiment"],
+        uri = tracking_uri or cfg.tracking_uri
+        check_tracking_uri(uri, write=False, origin="--tracking-uri" if tracking_uri else cfg.tracking_uri_origin)
+        records = runs_from_mlflow(uri, experiment or cfg["experiment"],
                                    dataset or None, setting or None)
     if save_runs is not None:
         save_snapshot(records, save_runs)
@@ -102,7 +110,11 @@ def leaderboard(
     if output is None:
         sys.stdout.write(text)
         return
-    atomic_write(output, text)
+    try:
+        atomic_write(output, text)
+    except OSError as exc:  # what the check above cannot see (a read-only mount seen as root, a full disk)
+        raise FsarError(f"cannot write --output {output} ({exc.strerror or type(exc).__name__})",
+                        "pass --output in a writable folder") from None
     print(f"wrote {output}", file=sys.stderr)
 
 

@@ -105,14 +105,22 @@ def profile(
     """
     from fsar_bench.profile import profile_method
 
-    if way < 1 or shot < 0 or query < 1 or repeats < 1 or warmup < 0:
-        raise FsarError(f"--way {way} --shot {shot} --query {query} --repeats {repeats} --warmup {warmup} is not "
-                        "a valid profile", "use way >= 1, shot >= 0, query >= 1, repeats >= 1, warmup >= 0")
+    from fsar_bench.cli.run_cmd import check_method_inputs
+    from fsar_bench.validate import check_int, check_output_file, check_run_numbers
+
+    check_run_numbers(way=way, shot=shot, query=query, frames=frames)
+    check_int("--image-size", image_size, 1, 224, "frame size in pixels")
+    check_int("--repeats", repeats, 1, 5, "timed episodes")
+    check_int("--warmup", warmup, 0, 2, "untimed warm-up episodes")
+    check_int("--batch-videos", batch_videos, 1, 16, "videos per embed call")
+    if json_out is not None:
+        check_output_file(json_out, "--json")
     overrides = parse_sets(set_)
     if frames is not None:
         overrides["frames"] = frames
     if image_size is not None:
         overrides["image_size"] = image_size
+    check_method_inputs(method, shot, overrides)
     dev = _device(device)
     m = build_method(method, preset, matcher, overrides)
     result = profile_method(m, way=way, shot=shot, query=query, device=dev, warmup=warmup, repeats=repeats,

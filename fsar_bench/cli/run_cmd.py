@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from contextlib import nullcontext
 from pathlib import Path
@@ -13,27 +14,57 @@ import yaml
 from fsar_bench.errors import FsarError
 
 
+_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)$")  # 1e-3, which YAML 1.1 reads as text
+
+
 def parse_sets(items: list[str]) -> dict:
     """`--set key=value` pairs, values parsed as YAML scalars (1e-3, true, null, [2, 3])."""
+    from fsar_bench.ui import clip
+
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise FsarError(f"--set {item!r} is not key=value", "write e.g. --set r2=4")
-        out[key.strip()] = yaml.safe_load(value)
+        if not sep or not key.strip():
+            raise FsarError(f"--set {clip(item)} is not key=value", "write e.g. --set image_size=48")
+        try:
+            parsed = yaml.safe_load(value)
+        except (yaml.YAMLError, ValueError, RecursionError):  # ValueError: an int of > 4300 digits
+            raise FsarError(f"--set {clip(item)}: the value cannot be read as YAML",
+                            "quote it as text (--set 'key=\"text\"') or write e.g. --set image_size=48") from None
+        if isinstance(parsed, str) and _FLOAT.match(parsed.strip()):
+            parsed = float(parsed)
+        out[key.strip()] = parsed
     return out
 
 
 def cli_config(config: Optional[Path], results_dir: Optional[Path], tracking_uri: Optional[str]):
-    """bench.yaml with the --results-dir and --tracking-uri flags applied (the flags win)."""
+    """bench.yaml with the --results-dir and --tracking-uri flags applied (the flags win); the
+    tracking URI is checked here, before any run folder exists."""
     from fsar_bench.config import load_config
+    from fsar_bench.validate import check_tracking_uri
 
     cfg = load_config(config)
     if results_dir:
         cfg.data["results_dir"] = str(results_dir)
     if tracking_uri:
         cfg.data["tracking_uri"] = tracking_uri
+    check_tracking_uri(cfg.tracking_uri, origin=cfg.tracking_uri_origin)
     return cfg
+
+
+def check_method_inputs(method: str, shot: int, overrides: dict, cfg=None, preset: Optional[str] = None) -> None:
+    """Zero-shot support and the types of the --set values (and of bench.yaml's method overrides),
+    against what the method class declares."""
+    from fsar_bench.registry import method_class
+    from fsar_bench.validate import check_overrides, check_zero_shot
+
+    cls = method_class(method)
+    check_zero_shot(method, cls, shot)
+    check_overrides(method, cls, overrides)
+    if cfg is not None:
+        for name in ([preset] if preset else list(cls.presets)):
+            check_overrides(method, cls, cfg.method_overrides(method, name),
+                            f"methods.{method}.{name} in {cfg.source}")
 
 
 def run(
@@ -62,7 +93,7 @@ def run(
     config: Optional[Path] = typer.Option(None, help="bench.yaml to read (default ./bench.yaml)"),
     results_dir: Optional[Path] = typer.Option(None, help="where run folders go (default fsar-runs)"),
     tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI"),
-    nproc: int = typer.Option(1, "--nproc", min=1, help="processes on this machine (one per GPU): re-runs this "
+    nproc: int = typer.Option(1, "--nproc", help="processes on this machine (one per GPU): re-runs this "
                               "command under torchrun for DDP training and sharded evaluation"),
 ) -> None:
     """Train METHOD episodically and evaluate it on the frozen canonical test episodes.
@@ -77,18 +108,27 @@ def run(
 
       fsar-bench run protonet --dataset ssv2_full --nproc 4
     """
+    from fsar_bench.validate import check_run_numbers
+
+    # every check before any work (and before torchrun starts N copies of this command)
+    check_run_numbers(way=way, shot=shot, query=query, episodes=episodes, steps=steps, frames=frames,
+                      episode_batch=episode_batch, lr=lr, nproc=nproc)
+    overrides = parse_sets(set_)
+    cfg = cli_config(config, results_dir, tracking_uri)
+    proto = cfg["protocol"]
+    shot = proto["shot"] if shot is None else shot
+    check_method_inputs(method, shot, overrides, cfg, preset)
     if nproc > 1:
         sys.exit(_launch_torchrun(ctx, nproc))
     from fsar_bench.engine.runner import RunSpec, execute
     from fsar_bench.ui import print_summary, stage_progress
 
-    cfg = cli_config(config, results_dir, tracking_uri)
-    proto = cfg["protocol"]
     train = {k: v for k, v in {"steps": steps, "lr": lr, "seed": seed}.items() if v is not None}
     spec = RunSpec(
-        method=method, dataset=dataset, way=way or proto["way"], shot=proto["shot"] if shot is None else shot,
-        query=query or proto["query"], episodes=episodes or proto["test_episodes"], preset=preset,
-        matcher=matcher, overrides=parse_sets(set_), frames=frames, train_dataset=train_dataset, train=train,
+        method=method, dataset=dataset, way=proto["way"] if way is None else way, shot=shot,
+        query=proto["query"] if query is None else query,
+        episodes=proto["test_episodes"] if episodes is None else episodes, preset=preset,
+        matcher=matcher, overrides=overrides, frames=frames, train_dataset=train_dataset, train=train,
         no_train=no_train, cache=not no_cache, allow_missing=allow_missing,
         root=str(root) if root else None, train_root=str(train_root) if train_root else None,
         episode_batch=episode_batch,

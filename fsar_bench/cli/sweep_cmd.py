@@ -33,16 +33,24 @@ def sweep(
 
       fsar-bench sweep cross-dataset --method i2st
     """
-    from fsar_bench.cli.run_cmd import cli_config, parse_sets
+    from fsar_bench.cli.run_cmd import check_method_inputs, cli_config, parse_sets
+    from fsar_bench.validate import check_output_folder, check_run_numbers
+
+    check_run_numbers(episodes=episodes, steps=steps)
+    overrides = parse_sets(set_)
+    if plot_dir is not None:
+        check_output_folder(plot_dir, "--plot-dir")
+    cfg = cli_config(config, results_dir, tracking_uri)
+    proto = cfg["protocol"]
+    if kind != "efficiency":  # (efficiency sweeps take their methods from the suite)
+        check_method_inputs(method, max(proto["shot"], 1), overrides, cfg, preset)  # shot sweeps set their own
     from fsar_bench.engine.runner import RunSpec
     from fsar_bench.engine.sweep import run_sweep
     from fsar_bench.ui import stage_progress
 
-    cfg = cli_config(config, results_dir, tracking_uri)
-    proto = cfg["protocol"]
     base = RunSpec(method=method, dataset=dataset, way=proto["way"], shot=proto["shot"], query=proto["query"],
-                   episodes=episodes or proto["test_episodes"], preset=preset, matcher=matcher,
-                   overrides=parse_sets(set_), train={"steps": steps} if steps is not None else {})
+                   episodes=proto["test_episodes"] if episodes is None else episodes, preset=preset, matcher=matcher,
+                   overrides=overrides, train={"steps": steps} if steps is not None else {})
     with stage_progress() as progress:
         result = run_sweep(kind, base, cfg, retrain=retrain, plot_dir=plot_dir, progress=progress)
     from rich.console import Console

@@ -41,6 +41,7 @@ class CLIPZeroShot(Method):
     train_presets = {name: _NO_TRAINING for name in presets}
     default_matcher = "proto"
     uses_text = True
+    zero_shot = True  # text-only scoring from the class names (score_batch's class_names)
     mean, std = CLIP_MEAN, CLIP_STD
 
     def __init__(self, *, clip_model: str = "ViT-B-32-quickgelu", pretrained: str | None = None,

@@ -76,6 +76,7 @@ class MAFSAR(Method):
     }
     default_matcher = "otam"
     uses_text = True
+    zero_shot = True  # Table 11: the text branch alone at shot 0 (score_batch)
     mean, std = CLIP_MEAN, CLIP_STD
 
     def __init__(self, *, clip_model: str = "ViT-B-32-quickgelu", pretrained: str | None = None,
