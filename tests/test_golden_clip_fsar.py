@@ -16,13 +16,15 @@ Key map (release `context2` = Transformer_v1 -> ours TemporalTextTransformer):
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 from golden_io import assert_close, load_golden, load_mapped
 
 from fsar_bench.matchers.otam import OTAM
 from fsar_methods.clip_baselines.clip_fsar import TemporalTextTransformer, cos_eps
-from fsar_methods.ma_fsar.matching import PrototypeModulatedMatcher
+from fsar_methods._clip.matching import PrototypeModulatedMatcher
 
 D, T, FFN, WAY = 32, 4, 64, 3
 KEY_MAP = {"layers.0.0.norm": "layers.0.norm", "layers.0.0.fn.to_q": "layers.0.to_q",
@@ -35,6 +37,17 @@ def _transformer(g: dict) -> TemporalTextTransformer:
     module = TemporalTextTransformer(D, depth=1, heads=8, ffn_dim=FFN).double()
     load_mapped(module, g["weight"], KEY_MAP, "context2.")
     return module.eval()
+
+
+@functools.cache
+def _method_head() -> PrototypeModulatedMatcher:
+    """The head `clip_fsar` builds (its OTAM settings: lambda 0.5, shots averaged), built once."""
+    from fsar_bench.registry import create_method
+
+    head = create_method("clip_fsar", preset="tiny").build_matcher("otam")
+    assert isinstance(head, PrototypeModulatedMatcher) and isinstance(head.metric, OTAM)
+    assert (head.metric.lam, head.metric.kshot, head.metric.bidirectional) == (0.5, "prototype", True)
+    return head
 
 
 def test_temporal_transformer_matches_the_release(one_thread):
@@ -52,7 +65,9 @@ def test_head_matches_the_release(merge_before, one_thread):
     query_frames = inp["query"].view(1, -1, T, D)
     support = {"frames": support_frames, "text": inp["text_test"][inp["support_text_index"]][None]}
     query = {"frames": query_frames, "text": torch.zeros(1, query_frames.shape[1], D, dtype=torch.float64)}
-    head = PrototypeModulatedMatcher(_transformer(g), OTAM(lam=0.5, kshot="prototype"), merge_shots=merge_before)
+    built = _method_head()
+    assert built.merge_shots  # the default is MERGE_BEFORE (every 5-shot config; a no-op at 1 shot)
+    head = PrototypeModulatedMatcher(_transformer(g), built.metric, merge_shots=merge_before)
     with torch.no_grad():
         logits = head.score_batch(query, support, inp["support_labels"][None], WAY)
     assert_close(logits[0], g["expected"][f"head.logits_merge_before_{str(merge_before).lower()}"],

@@ -28,6 +28,7 @@ from golden_io import assert_close, load_golden, load_mapped
 
 from fsar_bench.matchers.bimhm import BiMHM
 from fsar_methods.dmgal.cmga import CrossMGA
+from fsar_methods.dmgal.dmgal_ft import METRIC_DEFAULTS
 from fsar_methods.dmgal.matchers import CMGAMatcher
 from fsar_methods.dmgal.motion import mga_config
 from fsar_methods.dmgal.smga import SMGA
@@ -73,7 +74,8 @@ def test_smga_cmga_and_head_match_the_release_in_eval_mode(one_thread):
         cq, cs = cmga(q[None], s[None])
         assert_close(cq[0], exp["cmga.query"], "C-MGA query (Eq. 13)")
         assert_close(cs[0, :1], exp["cmga.support0"], "C-MGA support (Eq. 14)")
-        head = CMGAMatcher(BiMHM(reduction="sum", kshot="distance"), cmga).double().eval()
+        # DMGAL-FT's own Bi-MHM settings (the release's: sum over frames, distances averaged over shots)
+        head = CMGAMatcher(BiMHM(**METRIC_DEFAULTS["bimhm"]), cmga).double().eval()
         logits = head.score_batch(q[None], s[None], labels[None], way=2)
     assert_close(logits, exp["head.logits"], "DMGAL-FT head: C-MGA + Bi-MHM logits")
 
