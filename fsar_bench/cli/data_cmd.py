@@ -44,11 +44,18 @@ def check(dataset: str = typer.Argument(..., help="dataset name, e.g. ucf101 (`f
           root: Optional[Path] = typer.Option(None, help="dataset folder (default: datasets.<name>.root in bench.yaml)"),
           split: Optional[list[str]] = typer.Option(None, "--split", metavar="SPLIT", help="split to check; repeat for several (default: all)"),
           frames: int = typer.Option(8, help="frames per video to decode (the test-time segment centres)"),
-          output: Optional[Path] = typer.Option(None, help="manifest file (default: <root>/.fsar-availability.json)"),
+          output: Optional[Path] = typer.Option(None, help="manifest file (default: <results_dir>/cache/availability/"
+                                                               "<dataset>-<root digest>.json; never inside the root)"),
+          results_dir: Optional[Path] = typer.Option(None, "--results-dir", help="results folder whose cache/ holds "
+                                                     "the manifest (default: results_dir in bench.yaml, fsar-runs)"),
           config: Optional[Path] = typer.Option(None, help="bench.yaml to read")) -> None:
     """Check that every video of a dataset exists and decodes; write an availability manifest.
 
-    Exit code 0 when every video is usable, 1 when some are missing or corrupt, 2 on usage errors.
+    Frame folders: every frame's start and end markers are checked and the test frames decoded.
+    The dataset root is only read (it may be a read-only mount). Exit code 0 when every video is
+    usable, 1 when some are missing or corrupt, 2 on usage errors.
+
+    Example: fsar-bench data check ucf101 --root /data/ucf101/videos --split test
     """
     import sys
 
@@ -61,6 +68,8 @@ def check(dataset: str = typer.Argument(..., help="dataset name, e.g. ucf101 (`f
 
     card = get_card(dataset)
     cfg = load_config(config)
+    if results_dir:
+        cfg.data["results_dir"] = str(results_dir)
     source = VideoSource.open(card, cfg, root)
     if card.is_toy:  # every file against its SHA-256 in the manifest (a run checks the sizes only)
         from fsar_bench.data import toy
@@ -68,7 +77,8 @@ def check(dataset: str = typer.Argument(..., help="dataset name, e.g. ucf101 (`f
         toy.verify(source.root, card, digests=True)
     splits = split or list(card.split_files)
     with progress_bar(f"checking {dataset}") as update:
-        report = check_dataset(source, splits, frames=frames, progress=update, output=output)
+        report = check_dataset(source, splits, frames=frames, progress=update, output=output,
+                               cache_dir=cfg.results_dir / "cache")
 
     typer.echo(f"{dataset} at {source.root} (layout {source.layout.kind} {source.layout.pattern!r}, {frames} frames)")
     rows = [("split", "videos", "available", "missing", "corrupt")]
@@ -93,7 +103,8 @@ def check(dataset: str = typer.Argument(..., help="dataset name, e.g. ucf101 (`f
     if report.manifest:
         typer.echo(f"\nmanifest: {report.manifest} (digest {report.digest[:16]}...)")
     if report.manifest_error:
-        raise FsarError(report.manifest_error, "pass --output FILE to write the manifest elsewhere")
+        raise FsarError(report.manifest_error,
+                        "pass --output FILE or --results-dir DIR to write the manifest elsewhere")
     if not report.ok:
         bad = len(report.missing) + len(report.corrupt)
         typer.echo(f"error: {bad} of {report.total} videos of {dataset} are missing or corrupt; re-download them, "

@@ -1,10 +1,12 @@
 """Is a real dataset complete and decodable? (`fsar-bench data check`).
 
 `check_dataset` opens every video of the split lists exactly as a test episode would (the
-segment-centre frames of `sampling.test_indices`), collects the missing and the undecodable
-ones, and writes an availability manifest beside the data:
+segment-centre frames of `sampling.test_indices`; in a frame folder also the start and end
+markers of every frame), collects the missing and the undecodable ones, and writes an
+availability manifest under the results folder, never into the dataset root (often a read-only
+shared mount):
 
-    <root>/.fsar-availability.json   (or any path given as `output`)
+    <results_dir>/cache/availability/<dataset>-<root digest>.json   (or any path given as `output`)
     {"version": 1, "dataset", "root", "layout", "frames", "checked_at",
      "splits": {split: {"videos", "available", "missing", "corrupt", "list_sha256"}},
      "missing": [key, ...], "corrupt": [key, ...], "corrupt_reasons": {key: reason},
@@ -13,7 +15,8 @@ ones, and writes an availability manifest beside the data:
 A key is the split-list line `<class>/<video id>`. `digest` is the SHA-256 of the sorted
 available keys, each followed by a newline (UTF-8): two copies of a dataset with the same
 digest hold the same usable videos. `missing_videos` is the fast existence-only check the run
-command calls before a run.
+command calls before a run. Manifests that older versions wrote into the root
+(`<root>/.fsar-availability.json`) are still read (`find_manifest`), never written.
 """
 
 from __future__ import annotations
@@ -31,11 +34,13 @@ from typing import Any
 
 from fsar_bench.data import sampling
 from fsar_bench.data.cards import SPLITS
+from fsar_bench.data.preflight import cache_name
 from fsar_bench.data.source import VideoSource
-from fsar_bench.data.video import read_frames
+from fsar_bench.data.video import read_frames, verify_frame_folder
 from fsar_bench.errors import FsarError, unknown
 
-MANIFEST_NAME = ".fsar-availability.json"
+MANIFEST_NAME = ".fsar-availability.json"  # the legacy manifest inside a dataset root (read only)
+MANIFEST_FOLDER = "availability"  # under the cache folder
 MANIFEST_VERSION = 1
 WORKERS = 2
 
@@ -101,9 +106,33 @@ def missing_videos(source: VideoSource, split: str) -> list[str]:
     return [key(c, v) for c, v in source.card.split(split).entries if not _exists(source, source.path(c, v))]
 
 
+def default_cache_dir() -> Path:
+    """`<results_dir>/cache` of the default configuration (`fsar-runs/cache`)."""
+    from fsar_bench.config import DEFAULTS
+
+    return Path(os.path.expanduser(DEFAULTS["results_dir"])) / "cache"
+
+
+def manifest_path(source: VideoSource, cache_dir: Path | None = None) -> Path:
+    """Where `check_dataset` writes the manifest of this dataset root (keyed by dataset, root and layout)."""
+    return Path(cache_dir or default_cache_dir()) / MANIFEST_FOLDER / f"{cache_name(source)}.json"
+
+
+def find_manifest(source: VideoSource, cache_dir: Path | None = None) -> Path | None:
+    """The newest manifest of this root: the one under the cache folder, else a legacy one in the root."""
+    for path in (manifest_path(source, cache_dir), source.root / MANIFEST_NAME):
+        if path.is_file():
+            return path
+    return None
+
+
 def _decode_problem(path: Path, frames: int) -> str | None:
-    """None if the test frames of `path` decode, else a one-line reason."""
+    """None if the test frames of `path` decode (and, in a frame folder, every frame is whole), else
+    a one-line reason."""
     try:
+        if path.is_dir():
+            verify_frame_folder(path, frames)
+            return None
         clip, idx = read_frames(path, lambda n: sampling.test_indices(n, frames))
     except FsarError as exc:
         reason = exc.problem
@@ -136,11 +165,12 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
 
 def check_dataset(source: VideoSource, splits: Sequence[str] = SPLITS, frames: int = 8,
                   progress: Callable[[int, int], None] | None = None, output: Path | None = None,
-                  write: bool = True, workers: int = WORKERS) -> CheckReport:
+                  write: bool = True, workers: int = WORKERS, cache_dir: Path | None = None) -> CheckReport:
     """Check that every video of `splits` exists and decodes at its `frames` test frames.
 
-    Writes the availability manifest to `output` (default `<root>/.fsar-availability.json`) unless
-    `write` is false; a manifest that cannot be written is reported in `manifest_error`.
+    Writes the availability manifest to `output` (default `manifest_path(source, cache_dir)`,
+    cache_dir defaulting to `fsar-runs/cache`) unless `write` is false; nothing is written into
+    the dataset root. A manifest that cannot be written is reported in `manifest_error`.
     """
     if frames <= 0:
         raise FsarError(f"--frames must be positive, got {frames}", "pass e.g. --frames 8")
@@ -209,7 +239,7 @@ def check_dataset(source: VideoSource, splits: Sequence[str] = SPLITS, frames: i
     report = CheckReport(source.card.name, source.root, frames, counts, missing, corrupt, paths, digest,
                          len(available), data=data)
     if write:
-        target = Path(output) if output else source.root / MANIFEST_NAME
+        target = Path(output) if output else manifest_path(source, cache_dir)
         try:
             _write_json_atomic(target, data)
             report.manifest = target
@@ -219,7 +249,7 @@ def check_dataset(source: VideoSource, splits: Sequence[str] = SPLITS, frames: i
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
-    """A manifest written by `check_dataset` (a file, or a dataset root holding one)."""
+    """A manifest written by `check_dataset` (a file, or a dataset root holding a legacy one)."""
     path = Path(path)
     if path.is_dir():
         path = path / MANIFEST_NAME

@@ -1,13 +1,17 @@
-"""Open every video a run will read before the run writes anything (#11: nothing half-written).
+"""Open every video a run will read before the run writes anything (#11, #15: nothing half-written).
 
 A corrupt file found an hour into evaluation leaves a FAILED MLflow run and a half-filled run
 folder behind; found here, it is a one-line error before the run exists. The probe opens each
-container and reads its frame count (no frame is decoded, so a 10,000-video split takes seconds,
-not minutes); a file whose header is fine but whose stream breaks later is still caught while
-reading it, and the run then resumes from its last chunk once the file is fixed.
+video container and reads its frame count (no frame is decoded, so a 10,000-video split takes
+seconds, not minutes); a file whose header is fine but whose stream breaks later is still caught
+while reading it, and the run then resumes from its last chunk once the file is fixed. Frame
+folders are cheap to check fully: every frame's start and end markers are read (a truncated
+JPEG or PNG anywhere in the folder is caught, including the random frames training reads) and the
+run's test frames (the `frames` segment centres) are decoded, exactly what evaluation reads.
 
-Videos that passed are remembered in `<results_dir>/cache/probe/<dataset>-<root digest>.json`
-by (size, mtime), so a rerun probes only new or changed files.
+What passed is remembered in `<results_dir>/cache/probe/<dataset>-<root digest>.json`: a video
+by (size, mtime), a frame folder by the names, sizes and mtimes of its files and the frame count
+probed, so a rerun probes only new or changed videos.
 """
 
 from __future__ import annotations
@@ -20,27 +24,47 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from fsar_bench.data.source import VideoSource
-from fsar_bench.data.video import VideoError, num_frames
+from fsar_bench.data.video import VideoError, num_frames, verify_frame_folder
 from fsar_bench.errors import FsarError
 
 WORKERS = 2
+DEFAULT_FRAMES = 8  # the protocol's frames per video, when the caller does not say
 
 
-def _stamp(path: Path) -> str | None:
+def cache_name(source: VideoSource) -> str:
+    """`<dataset>-<12 hex>`: the name of a dataset root's files under the cache folder (the probe's
+    memory, the availability manifest); the digest is of the resolved root and the layout."""
+    root_id = hashlib.sha256(f"{source.root.resolve()}|{source.layout}".encode()).hexdigest()[:12]
+    return f"{source.card.name}-{root_id}"
+
+
+def _stamp(path: Path, frames: int) -> str | None:
+    """What must not change for a past pass to stand: (size, mtime) of a video; of a frame folder,
+    the names, sizes and mtimes of its files and the number of test frames decoded."""
     try:
-        st = path.stat()
+        if not path.is_dir():
+            st = path.stat()
+            return f"{st.st_size}:{st.st_mtime_ns}"
+        digest = hashlib.sha256()
+        with os.scandir(path) as entries:
+            for entry in sorted(entries, key=lambda e: e.name):
+                st = entry.stat()
+                digest.update(f"{entry.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        return f"frames:{frames}:{digest.hexdigest()[:24]}"
     except OSError:
         return None
-    return f"{st.st_size}:{st.st_mtime_ns}"
 
 
 class Preflight:
-    """The probe of one dataset root; `check` raises, `save` remembers what passed."""
+    """The probe of one dataset root; `check` raises, `save` remembers what passed.
 
-    def __init__(self, source: VideoSource, cache_dir: Path | None) -> None:
+    `frames` is the number of test frames per video the run reads (decoded in frame folders).
+    """
+
+    def __init__(self, source: VideoSource, cache_dir: Path | None, frames: int = DEFAULT_FRAMES) -> None:
         self.source = source
-        root_id = hashlib.sha256(f"{source.root.resolve()}|{source.layout}".encode()).hexdigest()[:12]
-        self.file = cache_dir / "probe" / f"{source.card.name}-{root_id}.json" if cache_dir else None
+        self.frames = frames
+        self.file = cache_dir / "probe" / f"{cache_name(source)}.json" if cache_dir else None
         self.passed: dict[str, str] = {}
         if self.file and self.file.exists():
             try:
@@ -53,13 +77,16 @@ class Preflight:
         todo: list[tuple[str, Path, str | None]] = []
         for cls, vid in dict.fromkeys(keys):
             path = self.source.path(cls, vid)
-            stamp = _stamp(path)
+            stamp = _stamp(path, self.frames)
             if stamp is None or self.passed.get(f"{cls}/{vid}") != stamp:
                 todo.append((f"{cls}/{vid}", path, stamp))
 
         def probe(item: tuple[str, Path, str | None]) -> VideoError | None:
             try:
-                num_frames(item[1])
+                if item[1].is_dir():
+                    verify_frame_folder(item[1], self.frames)
+                else:
+                    num_frames(item[1])
             except VideoError as exc:
                 return exc
             return None

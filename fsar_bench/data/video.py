@@ -2,37 +2,55 @@
 
 decord (installed from the maintained `decord2` distribution, same `import decord`) seeks
 frames directly and is the default; PyAV decodes sequentially and is the fallback wherever
-decord is missing or fails on a file. Pre-extracted frame folders (numbered images) are read
-with Pillow. Every reader returns uint8 RGB arrays [T, H, W, 3].
+decord is missing or fails on a file (`FSAR_BENCH_DECODER=auto`, the default; `decord` or
+`pyav` forces one). Where both decode a file they return the same frames. Pre-extracted frame
+folders are read with Pillow (fsar_bench/data/frames.py). Every reader returns uint8 RGB arrays
+[T, H, W, 3]; decoder log lines are kept off the terminal (fsar_bench/data/quiet.py).
+
+decord2 3.4.0 mishandles frames whose width w is not a multiple of 64 while 3 * ceil(w / 64) * 64
+is a multiple of w, i.e. w in {1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 96, 144} (found by decoding
+every width from 1 to 399 px, any height, codec, pixel format and container): it pads each RGB
+row to a multiple of 64 pixels and, when the padded row divides evenly by the width, takes the
+padding for extra channels, so `get_batch` fails with `DECORDArrayCopyFromTo: from_size ==
+to_size (6144 vs. 3072)` and single-frame indexing returns [H, W, 6] or [H, W, 4] arrays. Other
+widths (every real benchmark video is wider than 144 px) decode to the same frames as PyAV.
+`auto` falls back to PyAV on such files; batches of another shape than [T, H, W, 3] are refused.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
+from fsar_bench.data import frames as frame_folder
+from fsar_bench.data.frames import IMAGE_EXTS
+from fsar_bench.data.quiet import quiet_decoders, silence_decord
 from fsar_bench.errors import FsarError
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
 # Containers of video datasets that ffmpeg (behind decord and PyAV) reads. A file with another
 # extension that does not decode is reported as an unsupported container rather than as corrupt.
 VIDEO_EXTS = frozenset({".mp4", ".m4v", ".mov", ".avi", ".webm", ".mkv", ".flv", ".wmv", ".asf", ".mpg", ".mpeg",
                         ".ts", ".mts", ".m2ts", ".vob", ".ogv", ".ogg", ".3gp", ".gif", ".divx", ".mjpeg", ".y4m",
                         ".rm", ".rmvb"})
 _BACKEND = os.environ.get("FSAR_BENCH_DECODER", "auto")  # auto | decord | pyav
+# the frame widths decord2 3.4.0 returns with padded rows (see the module docstring)
+DECORD_BAD_WIDTHS = frozenset(w for w in range(1, 400) if w % 64 and 3 * -(-w // 64) * 64 % w == 0)
+_LOG_PREFIX = re.compile(r"\[\d\d:\d\d:\d\d\] \S+:\d+: ")  # decord's `[09:13:43] file.cc:218: `
 
 
 class VideoError(FsarError):
     """A video that is missing or cannot be decoded."""
 
 
-def _frame_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+class DecordWidthBug(ValueError):
+    """decord2 returned padded rows (a frame width of DECORD_BAD_WIDTHS); the file itself is fine."""
 
 
 # A selector maps the frame count to the frame indices to decode (None: count only).
@@ -42,6 +60,7 @@ Selector = Callable[[int], list[int]] | None
 def _decord_read(path: Path, select: Selector) -> tuple[list[int], np.ndarray | None]:
     import decord
 
+    silence_decord(decord)
     vr = decord.VideoReader(str(path), num_threads=1)
     n = len(vr)
     if n == 0:
@@ -49,7 +68,17 @@ def _decord_read(path: Path, select: Selector) -> tuple[list[int], np.ndarray | 
     if select is None:
         return [n], None
     idx = select(n)
-    return idx, vr.get_batch(idx).asnumpy()
+    try:
+        batch = vr.get_batch(idx).asnumpy()
+    except Exception as exc:  # noqa: BLE001  (decord raises DECORDError subclasses of several kinds)
+        if "DECORDArrayCopyFromTo" in str(exc):
+            raise DecordWidthBug(f"decord {getattr(decord, '__version__', '?')} cannot return frames of this width "
+                             f"(it pads rows for widths {', '.join(map(str, sorted(DECORD_BAD_WIDTHS)))} px); "
+                             "FSAR_BENCH_DECODER=auto falls back to PyAV") from None
+        raise
+    if batch.ndim != 4 or batch.shape[0] != len(idx) or batch.shape[-1] != 3:
+        raise ValueError(f"decord returned frames of shape {tuple(batch.shape)}, not [{len(idx)}, H, W, 3]")
+    return idx, batch
 
 
 def _pyav_read(path: Path, select: Selector) -> tuple[list[int], np.ndarray | None]:
@@ -57,51 +86,83 @@ def _pyav_read(path: Path, select: Selector) -> tuple[list[int], np.ndarray | No
 
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
-    if not frames:
+        if select is None:
+            n = sum(1 for _ in container.decode(stream))
+        else:  # keep the decoded (YUV) frames, convert only the selected ones to RGB
+            decoded = list(container.decode(stream))
+            n = len(decoded)
+    if n == 0:
         raise ValueError("no video frames")
     if select is None:
-        return [len(frames)], None
-    idx = select(len(frames))
-    return idx, np.stack([frames[i] for i in idx])
+        return [n], None
+    idx = select(n)
+    return idx, np.stack([decoded[i].to_ndarray(format="rgb24") for i in idx])
 
 
 def _frames_read(folder: Path, select: Selector) -> tuple[list[int], np.ndarray | None]:
-    from PIL import Image
-
-    paths = _frame_files(folder)
-    if not paths:
-        raise ValueError("no image files")
+    paths = frame_folder.frame_files(folder)
     if select is None:
         return [len(paths)], None
     idx = select(len(paths))
-    arrays = []
-    for i in idx:
-        with Image.open(paths[i]) as img:
-            arrays.append(np.asarray(img.convert("RGB")))
-    return idx, np.stack(arrays)
+    return idx, frame_folder.load_frames([paths[i] for i in idx])
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of a decoder's message, without decord's `[time] file.cc:NN:` prefixes."""
+    text = _LOG_PREFIX.sub("", str(exc)).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+T = TypeVar("T")
+
+
+def _in_folder(folder: Path, fn: Callable[[], T]) -> T:
+    """Run a frame-folder reader; its failures become a VideoError naming the folder and the frame."""
+    try:
+        return fn()
+    except OSError as exc:
+        raise VideoError(f"cannot read frame folder {folder} ({exc.strerror or exc})",
+                         "check the dataset root and its permissions") from None
+    except ValueError as exc:  # FrameFolderError: the message names the frame
+        raise VideoError(f"cannot decode {folder} ({_reason(exc)})",
+                         "re-extract the frames of this video, or run `fsar-bench data check` to list all bad "
+                         "folders") from None
+
+
+def verify_frame_folder(folder: Path, frames: int) -> int:
+    """What the pre-flight probe does to a frame folder: every frame's start and end markers, and a
+    full decode of the `frames` test frames (segment centres); returns the frame count."""
+    from fsar_bench.data.sampling import test_indices
+
+    _check_exists(folder)
+    return _in_folder(folder, lambda: frame_folder.verify(folder, lambda n: test_indices(n, frames)))
 
 
 def _read(path: Path, select: Selector) -> tuple[list[int], np.ndarray | None]:
     if path.is_dir():
-        readers = [_frames_read]
-    elif _BACKEND == "pyav":
+        return _in_folder(path, lambda: _frames_read(path, select))
+    if _BACKEND == "pyav":
         readers = [_pyav_read]
     elif _BACKEND == "decord":
         readers = [_decord_read]
     else:
         readers = [_decord_read, _pyav_read]
     errors = []
-    for reader in readers:
-        try:
-            return reader(path, select)
-        except (NameError, AttributeError, AssertionError):  # our bugs, not the file's
-            raise
-        except ImportError as exc:
-            errors.append(f"{reader.__name__.strip('_').split('_')[0]} not installed ({exc})")
-        except Exception as exc:  # noqa: BLE001  (decoders raise many types; report them all)
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            errors.append(f"{reader.__name__.strip('_').split('_')[0]}: {first}")
+    width_bug = False
+    with quiet_decoders():
+        for reader in readers:
+            try:
+                return reader(path, select)
+            except (NameError, AttributeError, AssertionError):  # our bugs, not the file's
+                raise
+            except ImportError as exc:
+                errors.append(f"{reader.__name__.strip('_').split('_')[0]} not installed ({exc})")
+            except Exception as exc:  # noqa: BLE001  (decoders raise many types; report them all)
+                width_bug = width_bug or isinstance(exc, DecordWidthBug)
+                errors.append(f"{reader.__name__.strip('_').split('_')[0]}: {_reason(exc)}")
+    if width_bug and len(errors) == 1:
+        raise VideoError(f"cannot decode {path} with FSAR_BENCH_DECODER=decord ({errors[0]})",
+                         "unset FSAR_BENCH_DECODER (auto falls back to PyAV) or set it to pyav")
     suffix = path.suffix.lower()
     if suffix in IMAGE_EXTS:
         raise VideoError(f"{path} is a {suffix} image, not a video",
