@@ -254,8 +254,8 @@ def two_level_bootstrap(acc: Any, n_boot: int = 2000, seed: int = 0) -> np.ndarr
     """Group means (pp) of `n_boot` two-level bootstrap resamples: R replicates drawn with
     replacement, then E episodes drawn with replacement JOINTLY for all replicates (they share the
     episodes, so resampling them per replicate would break the pairing); replicate draws as
-    multinomial counts w: mean = sum_r w_r sum_j a[r, e*_j] / (R E). A cross-check of eq. (3); see docs/statistics.md §2.4 for why
-    the reported CI is the t interval instead."""
+    multinomial counts w: mean = sum_r w_r sum_j a[r, e*_j] / (R E). A cross-check of eq. (3);
+    docs/statistics.md §2.4 says why the reported CI is the t interval instead."""
     a = as_group(acc)
     r, e = a.shape
     rng = np.random.default_rng(seed)
