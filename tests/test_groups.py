@@ -62,6 +62,8 @@ def test_group_summary_exact_values():
     half = t_quantile(0.975, df) * math.sqrt(1375 / 3)
     assert s.hierarchical_ci == pytest.approx((65 - half, 65 + half))
     assert s.flag is None
+    text = "\n".join(s.lines())
+    assert "between-seed SD 21.21 pp" in text and f"{100 * 24 / 55:.1f}% of the variance of this group mean" in text
     d = s.as_dict()
     assert d["hierarchical_ci"] == pytest.approx(list(s.hierarchical_ci)) and d["flag"] is None
 
@@ -82,6 +84,9 @@ def test_group_comparison_exact_values():
     assert c.ci == pytest.approx((5 - half, 5 + half))
     assert not c.significant() and c.verdict().startswith("no significant difference")
     assert compare_groups(B, A).diff == pytest.approx(-5.0)
+    # seeds that agree within 1-2 pp, groups 29.5 pp apart: significant even with 2 seeds each
+    far = compare_groups([[0.80, 0.82, 0.78], [0.81, 0.83, 0.79]], [[0.50, 0.52, 0.48], [0.52, 0.54, 0.50]])
+    assert far.significant() and far.verdict().startswith("A is significantly better than B")
 
 
 def test_one_seed_says_training_variance_is_unmeasured():
