@@ -128,3 +128,53 @@ class Tracker:
     def end(self, status: str = "FINISHED") -> None:
         if self.run_id:
             self.client.set_terminated(self.run_id, status=status)
+
+
+def _client(uri: str) -> Any:
+    check_reachable(uri)
+    import mlflow
+
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    return mlflow.MlflowClient(uri)
+
+
+def finished_runs(uri: str, experiment: str, dataset: str | None = None) -> Iterator[Any] | None:
+    """The FINISHED runs (`mlflow.entities.Run`) of `experiment`, of one dataset's tag when given;
+    None when the experiment does not exist."""
+    client = _client(uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return None
+    filters = ["attributes.status = 'FINISHED'"]
+    if dataset:
+        filters.append(f"tags.`fsar.dataset` = '{dataset}'")
+
+    def pages() -> Iterator[Any]:
+        token = None
+        while True:
+            page = client.search_runs([exp.experiment_id], " and ".join(filters), max_results=1000, page_token=token)
+            yield from page
+            token = page.token
+            if not token:
+                return
+    return pages()
+
+
+def download_run_files(run_id: str, uri: str, names: tuple[str, ...], folder: Path) -> None:
+    """Download the artifacts `names` of MLflow run `run_id` into `folder`; FsarError when the run or a
+    file is missing."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client(uri)
+    try:
+        client.get_run(run_id)
+    except MlflowException:
+        raise FsarError(f"no MLflow run {run_id!r} in {uri}",
+                        "check the run id (`mlflow ui`), or pass --tracking-uri of the store that holds it") from None
+    for name in names:
+        try:
+            client.download_artifacts(run_id, name, str(folder))
+        except (MlflowException, OSError) as exc:
+            raise FsarError(f"MLflow run {run_id} has no artifact {name} ({type(exc).__name__})",
+                            "the run did not finish; compare finished runs") from None

@@ -125,22 +125,23 @@ def lb(cli):
 
 
 def _keys(rows) -> list[str]:
-    return [r.run.run_key for r in rows]
+    return [r.run.identity.run_key for r in rows]
 
 
 # -- rules --------------------------------------------------------------------------------------
 
 def test_dedupe_keeps_latest_finished_rerun(records, store):
     _, ids, arrays = store
-    a = [r for r in records if r.run_key == "key-a"]
-    assert len(a) == 1 and a[0].run_id == ids["A"]
-    assert a[0].accuracy == pytest.approx(arrays["A"].mean() * 100)
-    assert {r.run_id for r in records}.isdisjoint({ids["old"], ids["A-failed"], ids["other-exp"], ids["appearance"]})
+    a = [r for r in records if r.identity.run_key == "key-a"]
+    assert len(a) == 1 and a[0].mlflow_run_id == ids["A"]
+    assert a[0].results.accuracy == pytest.approx(arrays["A"].mean() * 100)
+    assert {r.mlflow_run_id for r in records}.isdisjoint({ids["old"], ids["A-failed"], ids["other-exp"], ids["appearance"]})
 
 
 def test_only_canonical_pretrained_runs_in_main_ranking(sections):
     assert _keys(sections.pretrained) == ["key-a", "key-b", "key-c"]
-    assert all(r.run.weights == "pretrained" and r.run.canonical and r.run.digest == DIGEST
+    assert all(r.run.identity.weights == "pretrained" and r.run.identity.canonical
+               and r.run.identity.episode_digest == DIGEST
                for r in sections.pretrained)
     assert [r.rank for r in sections.pretrained] == [1, 2, 3]
     # A and B differ on 22 episodes in both directions: one tier; C is clearly worse.
@@ -158,7 +159,7 @@ def test_random_init_runs_ranked_apart(sections):
 
 
 def test_non_canonical_listed_apart_with_reasons(sections):
-    reasons = {u.run.run_key: u.reason for u in sections.unranked}
+    reasons = {u.run.identity.run_key: u.reason for u in sections.unranked}
     assert set(reasons) == {"key-f", "key-g", "key-x"}
     assert "1,000 episodes" in reasons["key-f"]
     assert "digest is not the locked one" in reasons["key-g"]
@@ -168,19 +169,21 @@ def test_non_canonical_listed_apart_with_reasons(sections):
 
 
 def test_tiers_only_among_same_episodes():
-    from fsar_bench.leaderboard.reproduced import RunRecord, rank
+    from fsar_bench.leaderboard.reproduced import rank
+    from fsar_bench.results.record import Identity, Results, RunRecord
 
     def rec(key, acc, ids=None):
-        r = RunRecord(run_key=key, run_id=key, method="m", dataset="toy-motion", setting="5w1s", way=5, shot=1,
-                      episodes=acc.size, digest=DIGEST, canonical=True, accuracy=acc.mean() * 100, ci95=1.0)
-        r.per_episode, r.episode_ids = acc, np.arange(acc.size) if ids is None else ids
-        return r
+        ident = Identity(run_key=key, method="m", dataset="toy-motion", way=5, shot=1, episodes=acc.size,
+                         episode_digest=DIGEST, canonical=True)
+        return RunRecord(ident, results=Results(accuracy=acc.mean() * 100, ci95=1.0, per_episode=acc,
+                                                episode_ids=np.arange(acc.size) if ids is None else ids),
+                         mlflow_run_id=key)
 
     a = _episodes(11, 0.7)[:500]
     rows = rank([rec("a", a), rec("b", a[::-1].copy(), np.arange(500)[::-1].copy()), rec("c", a)])
-    assert {r.run.run_key: r.tier for r in rows} == {"a": 1, "c": 1, "b": None}
+    assert {r.run.identity.run_key: r.tier for r in rows} == {"a": 1, "c": 1, "b": None}
     no_episodes = rec("d", a)
-    no_episodes.per_episode = None
+    no_episodes.results.per_episode = None
     assert [r.tier for r in rank([no_episodes])] == [None]
 
 
@@ -188,15 +191,16 @@ def test_runs_on_older_toy_data_are_not_ranked():
     """summary.data_version: a toy run on videos of an older generator is listed apart."""
     from fsar_bench.data.cards import get_card
     from fsar_bench.data.toy import data_version
-    from fsar_bench.leaderboard.reproduced import RunRecord, locked_set, unranked_reason
+    from fsar_bench.leaderboard.reproduced import locked_set, unranked_reason
+    from fsar_bench.results.record import Identity, Results, RunRecord
 
     current = data_version(get_card("toy-motion"))
     digest = locked_set("toy-motion", 5, 1)[1]
 
     def rec(version):
-        return RunRecord(run_key="k", run_id="k", method="m", dataset="toy-motion", setting="5w1s", way=5, shot=1,
-                         episodes=10_000, digest=digest, canonical=True, accuracy=50.0, ci95=1.0,
-                         data_version=version, train_dataset="toy-motion")
+        ident = Identity(run_key="k", method="m", dataset="toy-motion", way=5, shot=1, episodes=10_000,
+                         episode_digest=digest, canonical=True, data_version=version, train_dataset="toy-motion")
+        return RunRecord(ident, results=Results(accuracy=50.0, ci95=1.0), mlflow_run_id="k")
 
     assert unranked_reason(rec(f"toy-motion/v{current}"), digest) is None
     assert unranked_reason(rec(""), digest) is None  # runs from before data_version was recorded
@@ -335,11 +339,12 @@ def test_snapshot_round_trip(lb, store, records, tmp_path):
     path = tmp_path / "runs" / "toy-motion.json"
     save_snapshot(records, path)
     again = load_snapshot(path)
-    assert [r.run_key for r in again] == [r.run_key for r in records]
-    by_key = {r.run_key: r for r in again}
+    assert [r.identity.run_key for r in again] == [r.identity.run_key for r in records]
+    by_key = {r.identity.run_key: r for r in again}
     for r in records:
-        if r.per_episode is not None:
-            np.testing.assert_allclose(by_key[r.run_key].per_episode, r.per_episode, rtol=0, atol=1e-12)
+        if r.results.per_episode is not None:
+            np.testing.assert_allclose(by_key[r.identity.run_key].results.per_episode, r.results.per_episode,
+                                       rtol=0, atol=1e-12)
     assert make(again, ["toy-motion"]) == make(records, ["toy-motion"])
     assert "end_time" not in path.read_text()  # no timestamps in a snapshot
 

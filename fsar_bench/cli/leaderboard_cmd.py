@@ -90,7 +90,7 @@ def leaderboard(
 
         names = {resolve_dataset(d) for d in dataset}
         records = [r for r in load_snapshot(runs)
-                   if (not names or r.dataset in names) and (not setting or r.setting in setting)]
+                   if (not names or r.identity.dataset in names) and (not setting or r.identity.setting in setting)]
     else:
         from fsar_bench.config import load_config
         from fsar_bench.leaderboard.reported import parse_setting

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fsar_bench.io import atomic_write
 from fsar_bench.leaderboard.build import Board, Leaderboard, build
-from fsar_bench.leaderboard.reproduced import (RunRecord, atomic_write, load_episodes, load_snapshot,
-                                               query_mlflow, rankable, save_snapshot)
+from fsar_bench.leaderboard.reproduced import load_episodes, load_snapshot, query_mlflow, rankable, save_snapshot
+from fsar_bench.results.record import RunRecord
 
 __all__ = ["Board", "Leaderboard", "RunRecord", "build", "make", "runs_from_mlflow", "save_snapshot",
            "load_snapshot", "committed_targets", "render_committed", "stale_committed", "update_committed"]

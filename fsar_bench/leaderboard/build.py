@@ -99,7 +99,7 @@ def build(records: list[RunRecord], datasets: list[str] | None = None, settings:
             if not rows.empty:
                 hosted = hosted_as()  # loads every method's card (cached): only when there are reported rows
                 rows = rows.assign(hosted_as=[", ".join(hosted.get(m, [])) for m in rows["method"]])
-        found = {r.setting for r in records if r.dataset == ds}
+        found = {r.identity.setting for r in records if r.identity.dataset == ds}
         if rows is not None:
             found |= set(rows["setting"])
         wanted = settings or sorted(found, key=_setting_key)
@@ -111,7 +111,7 @@ def build(records: list[RunRecord], datasets: list[str] | None = None, settings:
             board = Board(ds, rep.reported_name(ds), setting, classify(records, ds, setting), sub)
             if names or not board.empty:
                 boards.append(board)
-    methods = sorted({row.run.method for b in boards for row in
+    methods = sorted({row.run.identity.method for b in boards for row in
                       [*b.sections.pretrained, *b.sections.random_init, *b.sections.unranked]})
     hosted_shown = sorted({m for b in boards if b.reported is not None and not b.reported.empty
                            for h in b.reported["hosted_as"] for m in h.split(", ") if m})

@@ -55,9 +55,10 @@ class Block:
 # -- cell formatting ----------------------------------------------------------------------------
 
 def _fmt_acc(rec: RunRecord) -> str:
-    if not math.isfinite(rec.accuracy):
+    acc, ci = rec.results.accuracy, rec.results.ci95
+    if not math.isfinite(acc):
         return DASH
-    return f"{rec.accuracy:.2f} ± {rec.ci95:.2f}" if math.isfinite(rec.ci95) else f"{rec.accuracy:.2f}"
+    return f"{acc:.2f} ± {ci:.2f}" if math.isfinite(ci) else f"{acc:.2f}"
 
 
 def _fmt_millions(n: float | None, scale: float = 1e6) -> str:
@@ -75,14 +76,15 @@ def _digest(d: str) -> str:
 
 
 def _common(rec: RunRecord) -> dict[str, str]:
+    i, e = rec.identity, rec.efficiency
     return {
-        "method": rec.method, "matcher": rec.matcher or DASH, "preset": rec.preset or DASH,
-        "backbone": rec.backbone or DASH, "frames": DASH if rec.frames is None else str(rec.frames),
-        "weights": rec.weights_source or rec.weights,
-        "train episodes": DASH if rec.train_steps is None else f"{rec.train_steps:,}",
-        "accuracy (%) ± 95% CI": _fmt_acc(rec), "episodes": f"{rec.episodes:,}", "digest": _digest(rec.digest),
-        "params (M)": _fmt_millions(rec.params_total), "trainable (M)": _fmt_millions(rec.params_trainable),
-        "GFLOPs/video": _fmt_millions(rec.flops_per_video, 1e9), "run key": f"`{rec.run_key}`",
+        "method": i.method, "matcher": i.matcher or DASH, "preset": i.preset or DASH,
+        "backbone": i.backbone or DASH, "frames": DASH if i.frames is None else str(i.frames),
+        "weights": i.weights_source or i.weights,
+        "train episodes": DASH if i.train_steps is None else f"{i.train_steps:,}",
+        "accuracy (%) ± 95% CI": _fmt_acc(rec), "episodes": f"{i.episodes:,}", "digest": _digest(i.episode_digest),
+        "params (M)": _fmt_millions(e.params_total), "trainable (M)": _fmt_millions(e.params_trainable),
+        "GFLOPs/video": _fmt_millions(e.flops_per_video, 1e9), "run key": f"`{i.run_key}`",
     }
 
 
@@ -303,16 +305,16 @@ def _nan(x: float | None) -> float | None:
 
 def _run_row(b: Board, kind: str, rec: RunRecord, rank: int | None = None, tier: int | None = None,
              reason: str = "") -> dict:
+    i, r, e = rec.identity, rec.results, rec.efficiency
     return {"dataset": b.dataset, "setting": b.setting, "kind": kind, "rank": rank, "tier": tier,
-            "method": rec.method, "matcher": rec.matcher, "preset": rec.preset, "backbone": rec.backbone,
-            "frames": rec.frames,
-            "weights": rec.weights, "weights_source": rec.weights_source, "train_steps": rec.train_steps,
-            "accuracy": _nan(rec.accuracy), "ci95": _nan(rec.ci95), "episodes": rec.episodes,
-            "episode_digest": rec.digest, "canonical_digest": b.sections.canonical_digest or "",
-            "params_total": _nan(rec.params_total), "params_trainable": _nan(rec.params_trainable),
-            "flops_per_video": _nan(rec.flops_per_video), "flops_per_episode": _nan(rec.flops_per_episode),
-            "run_key": rec.run_key, "mlflow_run_id": rec.run_id, "reason": reason,
-            "train_dataset": rec.train_dataset}
+            "method": i.method, "matcher": i.matcher, "preset": i.preset, "backbone": i.backbone, "frames": i.frames,
+            "weights": i.weights, "weights_source": i.weights_source, "train_steps": i.train_steps,
+            "accuracy": _nan(r.accuracy), "ci95": _nan(r.ci95), "episodes": i.episodes,
+            "episode_digest": i.episode_digest, "canonical_digest": b.sections.canonical_digest or "",
+            "params_total": _nan(e.params_total), "params_trainable": _nan(e.params_trainable),
+            "flops_per_video": _nan(e.flops_per_video), "flops_per_episode": _nan(e.flops_per_episode),
+            "run_key": i.run_key, "mlflow_run_id": rec.mlflow_run_id, "reason": reason,
+            "train_dataset": i.train_dataset}
 
 
 def to_csv(lb: Leaderboard) -> str:

@@ -24,7 +24,7 @@ import hashlib
 import json
 import math
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ import numpy as np
 from fsar_bench.episodes import CANONICAL_EPISODES, CANONICAL_QUERY, canonical_test_key
 from fsar_bench.errors import FsarError
 from fsar_bench.io import atomic_write
+from fsar_bench.results.record import PRETRAINED, RANDOM_INIT, RunRecord, weights_class  # noqa: F401
 
 SNAPSHOT_FORMAT = "fsar-leaderboard-runs/1"
 TIER_ALPHA = 0.05
@@ -41,47 +42,6 @@ TIER_SEED = 0
 
 _TIER_CACHE: dict[tuple, list[int]] = {}
 
-PRETRAINED = "pretrained"
-RANDOM_INIT = "random-init"
-
-
-@dataclass
-class RunRecord:
-    """One (deduplicated) fsar-bench run, as a leaderboard sees it."""
-
-    run_key: str
-    run_id: str
-    method: str
-    dataset: str
-    setting: str
-    way: int
-    shot: int
-    query: int = 1
-    episodes: int = 0
-    matcher: str = ""
-    preset: str = ""
-    backbone: str = ""
-    train_dataset: str = ""
-    frames: int | None = None
-    train_steps: int | None = None  # training episodes configured; 0 = evaluated without training
-    episode_seed: str = ""
-    digest: str = ""
-    canonical: bool = False
-    data_version: str = ""  # summary.data_version; "" for runs made before it was recorded
-    weights: str = RANDOM_INIT  # 'pretrained' | 'random-init'
-    weights_source: str = ""
-    accuracy: float = float("nan")  # %
-    ci95: float = float("nan")  # half-width, %
-    accuracy_std: float = float("nan")
-    params_total: float | None = None
-    params_trainable: float | None = None
-    flops_per_video: float | None = None
-    flops_per_episode: float | None = None
-    end_time: int = 0  # ms; only for choosing the latest rerun (never rendered, never saved)
-    start_time: int = 0
-    # per-episode accuracies (fractions) and their episode numbers; None when not loaded
-    per_episode: np.ndarray | None = field(default=None, repr=False)
-    episode_ids: np.ndarray | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -117,68 +77,6 @@ def warn(msg: str) -> None:
 
 # -- MLflow -------------------------------------------------------------------------------------
 
-def _num(value: Any) -> float | None:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(out) else out
-
-
-def _int(value: Any, default: int = 0) -> int:
-    out = _num(value)
-    return int(out) if out is not None else default
-
-
-def weights_class(tag: str | None, source: str | None) -> str:
-    """'random-init' when either the tag or the weights source says so (conservative)."""
-    if (tag or "").strip() == RANDOM_INIT or (source or "").strip() in (RANDOM_INIT, ""):
-        return RANDOM_INIT
-    return PRETRAINED
-
-
-def record_from_mlflow(run: Any) -> RunRecord | None:
-    """A RunRecord from an `mlflow.entities.Run`; None when it is not an fsar-bench benchmark run."""
-    tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
-    key = tags.get("fsar.run_key") or params.get("run_key")
-    dataset = tags.get("fsar.dataset") or params.get("dataset")
-    if not key or not dataset:
-        return None
-    way, shot = _int(params.get("way"), -1), _int(params.get("shot"), -1)
-    setting = tags.get("fsar.setting") or (f"{way}w{shot}s" if way >= 0 and shot >= 0 else "")
-    if not setting:
-        return None
-    if way < 0 or shot < 0:
-        from fsar_bench.leaderboard.reported import parse_setting
-
-        way, shot = parse_setting(setting)
-    source = params.get("weights_source", "")
-    return RunRecord(
-        run_key=key, run_id=run.info.run_id, method=tags.get("fsar.method") or params.get("method", "?"),
-        dataset=dataset, setting=setting, way=way, shot=shot, query=_int(params.get("query"), 1),
-        episodes=_int(metrics.get("episodes", params.get("episodes"))), matcher=params.get("matcher", ""),
-        preset=params.get("preset", ""), backbone=params.get("backbone", ""),
-        train_dataset=params.get("train_dataset", dataset), frames=_int(params.get("frames")) or None,
-        train_steps=_train_steps(params),
-        episode_seed=params.get("episode_seed", ""), digest=params.get("episode_digest", ""),
-        canonical=(tags.get("fsar.canonical") or params.get("canonical", "")).strip().lower() == "true",
-        data_version=params.get("data_version", ""),
-        weights=weights_class(tags.get("fsar.weights"), source), weights_source=source,
-        accuracy=_num(metrics.get("accuracy")) or float("nan"), ci95=_num(metrics.get("ci95")) or float("nan"),
-        accuracy_std=_num(metrics.get("accuracy_std")) or float("nan"),
-        params_total=_num(metrics.get("params_total")), params_trainable=_num(metrics.get("params_trainable")),
-        flops_per_video=_num(metrics.get("flops_per_video")), flops_per_episode=_num(metrics.get("flops_per_episode")),
-        end_time=int(run.info.end_time or 0), start_time=int(run.info.start_time or 0),
-    )
-
-
-def _train_steps(params: dict[str, str]) -> int | None:
-    if params.get("trained", "").strip().lower() == "false" or _int(params.get("shot"), 1) == 0:
-        return 0
-    steps = _num(params.get("train.steps"))
-    return int(steps) if steps is not None else None
-
-
 def store_exists(uri: str) -> bool:
     """False for a local store (sqlite file, file: folder) that does not exist: reading it would create it."""
     if uri.startswith("sqlite:///"):
@@ -197,10 +95,19 @@ def dedupe(records: list[RunRecord]) -> list[RunRecord]:
     """One record per run key: the latest finished rerun."""
     best: dict[str, RunRecord] = {}
     for rec in records:
-        cur = best.get(rec.run_key)
-        if cur is None or (rec.end_time, rec.start_time, rec.run_id) > (cur.end_time, cur.start_time, cur.run_id):
-            best[rec.run_key] = rec
-    return sorted(best.values(), key=lambda r: (r.dataset, r.way, r.shot, r.run_key))
+        cur = best.get(rec.identity.run_key)
+        if cur is None or _latest(rec) > _latest(cur):
+            best[rec.identity.run_key] = rec
+    return sorted(best.values(), key=_order)
+
+
+def _latest(rec: RunRecord) -> tuple[int, int, str]:
+    return rec.end_time, rec.start_time, rec.mlflow_run_id
+
+
+def _order(rec: RunRecord) -> tuple[str, int, int, str]:
+    i = rec.identity
+    return i.dataset, i.way, i.shot, i.run_key
 
 
 def query_mlflow(tracking_uri: str, experiment: str, datasets: list[str] | None = None,
@@ -212,31 +119,19 @@ def query_mlflow(tracking_uri: str, experiment: str, datasets: list[str] | None 
     if not store_exists(tracking_uri):
         warn(f"no MLflow store at {tracking_uri}: no reproduced rows (pass --tracking-uri or --config)")
         return []
-    from fsar_bench.tracking import check_reachable
+    from fsar_bench.tracking import finished_runs
 
-    check_reachable(tracking_uri)
-    import mlflow  # noqa: F401  (fsar_bench.tracking quiets its loggers)
-
-    client = mlflow.MlflowClient(tracking_uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
+    runs = finished_runs(tracking_uri, experiment, datasets[0] if datasets and len(datasets) == 1 else None)
+    if runs is None:
         warn(f"no MLflow experiment {experiment!r} in {tracking_uri}: no reproduced rows (pass --experiment)")
         return []
-    filters = ["attributes.status = 'FINISHED'"]
-    if datasets and len(datasets) == 1:
-        filters.append(f"tags.`fsar.dataset` = '{datasets[0]}'")
     records: list[RunRecord] = []
-    token = None
-    while True:
-        page = client.search_runs([exp.experiment_id], " and ".join(filters), max_results=1000, page_token=token)
-        for run in page:
-            rec = record_from_mlflow(run)
-            if rec is None or (datasets and rec.dataset not in datasets) or (settings and rec.setting not in settings):
-                continue
-            records.append(rec)
-        token = page.token
-        if not token:
-            break
+    for run in runs:
+        rec = RunRecord.from_mlflow(run)
+        if rec is None or (datasets and rec.identity.dataset not in datasets) or (
+                settings and rec.identity.setting not in settings):
+            continue
+        records.append(rec)
     return dedupe(records)
 
 
@@ -245,15 +140,16 @@ def load_episodes(records: list[RunRecord], tracking_uri: str) -> None:
     from fsar_bench.results.runs import load_run
 
     for rec in records:
-        if rec.per_episode is not None:
+        if rec.results.per_episode is not None:
             continue
         try:
-            _, df = load_run(rec.run_id, tracking_uri)
+            _, df = load_run(rec.mlflow_run_id, tracking_uri)
         except FsarError as exc:
-            warn(f"run {rec.run_id} ({rec.method}, {rec.dataset} {rec.setting}): {exc}; it is ranked without a tier")
+            i = rec.identity
+            warn(f"run {rec.mlflow_run_id} ({i.method}, {i.dataset} {i.setting}): {exc}; it is ranked without a tier")
             continue
-        rec.per_episode = df["accuracy"].to_numpy(dtype=float)
-        rec.episode_ids = df["episode"].to_numpy(dtype=np.int64)
+        rec.results.per_episode = df["accuracy"].to_numpy(dtype=float)
+        rec.results.episode_ids = df["episode"].to_numpy(dtype=np.int64)
 
 
 # -- classification -----------------------------------------------------------------------------
@@ -274,46 +170,47 @@ def locked_set(dataset: str, way: int, shot: int) -> tuple[str | None, str | Non
 
 def _stale_toy_data(rec: RunRecord) -> str | None:
     """A toy-dataset run made on videos of an older generator version (not comparable with current runs)."""
-    if not rec.data_version.startswith("toy-"):
+    if not rec.identity.data_version.startswith("toy-"):
         return None
     try:
         from fsar_bench.data.cards import get_card
         from fsar_bench.data.toy import stale_reason
 
-        return stale_reason(get_card(rec.dataset), rec.data_version.rpartition("/v")[2])
+        return stale_reason(get_card(rec.identity.dataset), rec.identity.data_version.rpartition("/v")[2])
     except (FsarError, KeyError):
         return None
 
 
 def unranked_reason(rec: RunRecord, digest: str | None) -> str | None:
     """Why `rec` is not ranked; None when it is rankable."""
+    i = rec.identity
     reasons = []
-    if rec.query != CANONICAL_QUERY:
-        reasons.append(f"{rec.query} queries per class (canonical: {CANONICAL_QUERY})")
-    if rec.episodes != CANONICAL_EPISODES:
-        reasons.append(f"{rec.episodes:,} episodes (canonical: {CANONICAL_EPISODES:,})")
+    if i.query != CANONICAL_QUERY:
+        reasons.append(f"{i.query} queries per class (canonical: {CANONICAL_QUERY})")
+    if i.episodes != CANONICAL_EPISODES:
+        reasons.append(f"{i.episodes:,} episodes (canonical: {CANONICAL_EPISODES:,})")
     if digest is None:
         reasons.append("no locked episode set for this dataset and setting")
-    elif rec.digest != digest:
+    elif i.episode_digest != digest:
         reasons.append("episode digest is not the locked one" + ("" if reasons else " (another seed, missing "
                                                                   "videos, or the lock changed since the run)"))
     stale = _stale_toy_data(rec)
     if stale:
         reasons.append(stale)
-    if not rec.canonical and not reasons:
+    if not i.canonical and not reasons:
         reasons.append("marked non-canonical by the run (e.g. --allow-missing)")
-    if rec.train_dataset and rec.train_dataset != rec.dataset:
-        reasons.append(f"cross-dataset: trained on {rec.train_dataset}")
-    if not math.isfinite(rec.accuracy):
+    if i.cross_dataset:
+        reasons.append(f"cross-dataset: trained on {i.train_dataset}")
+    if not math.isfinite(rec.results.accuracy):
         reasons.append("no accuracy metric")
     return "; ".join(reasons) or None
 
 
 def _aligned(rows: list[RunRecord]) -> bool:
-    if any(r.per_episode is None for r in rows):
+    if any(r.results.per_episode is None for r in rows):
         return False
-    first = rows[0].episode_ids
-    return all(r.episode_ids is not None and np.array_equal(r.episode_ids, first) for r in rows)
+    first = rows[0].results.episode_ids
+    return all(r.results.episode_ids is not None and np.array_equal(r.results.episode_ids, first) for r in rows)
 
 
 def rank(rows: list[RunRecord], alpha: float = TIER_ALPHA) -> list[RankedRow]:
@@ -324,28 +221,29 @@ def rank(rows: list[RunRecord], alpha: float = TIER_ALPHA) -> list[RankedRow]:
     """
     from fsar_bench.results.stats import tiers
 
-    ordered = sorted(rows, key=lambda r: (-r.accuracy, r.method, r.matcher, r.run_key))
+    ordered = sorted(rows, key=lambda r: (-r.results.accuracy, r.identity.method, r.identity.matcher,
+                                          r.identity.run_key))
     ranks: list[int] = []
     for i, r in enumerate(ordered):
-        ranks.append(ranks[-1] if i and r.accuracy == ordered[i - 1].accuracy else i + 1)
+        ranks.append(ranks[-1] if i and r.results.accuracy == ordered[i - 1].results.accuracy else i + 1)
     tier_of: dict[str, int] = {}
     by_digest: dict[str, list[RunRecord]] = {}
     for r in ordered:
-        if r.per_episode is not None:
-            by_digest.setdefault(r.digest, []).append(r)
+        if r.results.per_episode is not None:
+            by_digest.setdefault(r.identity.episode_digest, []).append(r)
     for group in by_digest.values():
-        ids = group[0].episode_ids
-        group = [r for r in group if r.episode_ids is not None and np.array_equal(r.episode_ids, ids)]
+        ids = group[0].results.episode_ids
+        group = [r for r in group if r.results.episode_ids is not None and np.array_equal(r.results.episode_ids, ids)]
         if not group:
             continue
-        key = (alpha, *((r.run_key, hashlib.sha256(np.ascontiguousarray(r.per_episode)).hexdigest())
+        key = (alpha, *((r.identity.run_key, hashlib.sha256(np.ascontiguousarray(r.results.per_episode)).hexdigest())
                         for r in group))
         if key not in _TIER_CACHE:  # the permutation tests take seconds; a process renders a board often once
-            _TIER_CACHE[key] = tiers([(r.run_key, r.per_episode) for r in group], alpha=alpha,
+            _TIER_CACHE[key] = tiers([(r.identity.run_key, r.results.per_episode) for r in group], alpha=alpha,
                                      n_perm=TIER_PERMUTATIONS, seed=TIER_SEED)
         result = _TIER_CACHE[key]
-        tier_of.update({r.run_key: t for r, t in zip(group, result)})
-    return [RankedRow(r, k, tier_of.get(r.run_key)) for r, k in zip(ordered, ranks)]
+        tier_of.update({r.identity.run_key: t for r, t in zip(group, result)})
+    return [RankedRow(r, k, tier_of.get(r.identity.run_key)) for r, k in zip(ordered, ranks)]
 
 
 def classify(records: list[RunRecord], dataset: str, setting: str) -> Sections:
@@ -357,23 +255,27 @@ def classify(records: list[RunRecord], dataset: str, setting: str) -> Sections:
     sec = Sections(dataset, setting, digest, lock_key)
     pretrained, random_init = [], []
     for rec in records:
-        if rec.dataset != dataset or rec.setting != setting:
+        if rec.identity.dataset != dataset or rec.identity.setting != setting:
             continue
         why = unranked_reason(rec, digest)
         if why:
             sec.unranked.append(UnrankedRow(rec, why))
-        elif rec.weights == PRETRAINED:
+        elif rec.identity.weights == PRETRAINED:
             pretrained.append(rec)
         else:
             random_init.append(rec)
     sec.pretrained = rank(pretrained)
     sec.random_init = rank(random_init)
-    sec.unranked.sort(key=lambda u: (-u.run.accuracy if math.isfinite(u.run.accuracy) else math.inf,
-                                     u.run.method, u.run.run_key))
+    sec.unranked.sort(key=_unranked_order)
     for name, rows in (("pretrained", sec.pretrained), ("random-init", sec.random_init)):
         if any(r.tier is None for r in rows):
             sec.notes.append(f"some {name} rows have no tier: their per-episode results could not be read")
     return sec
+
+
+def _unranked_order(u: UnrankedRow) -> tuple[float, str, str]:
+    acc = u.run.results.accuracy
+    return -acc if math.isfinite(acc) else math.inf, u.run.identity.method, u.run.identity.run_key
 
 
 def rankable(records: list[RunRecord]) -> list[RunRecord]:
@@ -383,33 +285,26 @@ def rankable(records: list[RunRecord]) -> list[RunRecord]:
     out = []
     for rec in records:
         try:
-            way, shot = parse_setting(rec.setting)
+            way, shot = parse_setting(rec.identity.setting)
         except FsarError:
             continue
-        if unranked_reason(rec, locked_set(rec.dataset, way, shot)[1]) is None:
+        if unranked_reason(rec, locked_set(rec.identity.dataset, way, shot)[1]) is None:
             out.append(rec)
     return out
 
 
 # -- snapshot files -----------------------------------------------------------------------------
 
-_SAVED = ("run_key", "run_id", "method", "dataset", "setting", "way", "shot", "query", "episodes", "matcher",
-          "preset", "backbone", "train_dataset", "frames", "train_steps", "episode_seed", "digest", "canonical",
-          "data_version", "weights",
-          "weights_source", "accuracy", "ci95", "accuracy_std", "params_total", "params_trainable",
-          "flops_per_video", "flops_per_episode")
-
-
 def _encode_episodes(rec: RunRecord) -> dict[str, Any] | None:
-    if rec.per_episode is None or rec.episode_ids is None:
+    if rec.results.per_episode is None or rec.results.episode_ids is None:
         return None
-    acc, ids = rec.per_episode, rec.episode_ids
+    acc, ids = rec.results.per_episode, rec.results.episode_ids
     out: dict[str, Any] = {"count": int(acc.size)}
     if np.array_equal(ids, np.arange(ids.size)):
         out["episode_ids"] = "0..count-1"
     else:
         out["episode_ids"] = [int(i) for i in ids]
-    q = rec.way * rec.query
+    q = rec.identity.way * rec.identity.query
     correct = np.rint(acc * q)
     if q and np.all(np.abs(acc * q - correct) < 1e-9) and correct.max(initial=0) <= 9:
         out["queries_per_episode"] = q
@@ -437,11 +332,8 @@ def _decode_episodes(data: dict[str, Any], where: str) -> tuple[np.ndarray, np.n
 def save_snapshot(records: list[RunRecord], path: Path) -> None:
     """Write the runs (and the per-episode results of the ranked ones) to a JSON snapshot, atomically."""
     runs = []
-    for rec in sorted(records, key=lambda r: (r.dataset, r.way, r.shot, r.run_key)):
-        d = asdict(rec)
-        item: dict[str, Any] = {k: d[k] for k in _SAVED}
-        for k in ("accuracy", "ci95", "accuracy_std"):
-            item[k] = None if not math.isfinite(item[k]) else item[k]
+    for rec in sorted(records, key=_order):
+        item = rec.to_snapshot_row()
         item["per_episode"] = _encode_episodes(rec)
         runs.append(item)
     text = json.dumps({"format": SNAPSHOT_FORMAT, "runs": runs}, indent=1, sort_keys=True) + "\n"
@@ -462,16 +354,13 @@ def load_snapshot(path: Path) -> list[RunRecord]:
                         "re-export it with `fsar-bench leaderboard --save-runs`")
     out = []
     for item in data.get("runs", []):
-        item = dict(item)
-        episodes = item.pop("per_episode", None)
-        for k in ("accuracy", "ci95", "accuracy_std"):
-            item[k] = float("nan") if item.get(k) is None else float(item[k])
+        episodes = item.get("per_episode")
         try:
-            rec = RunRecord(**{k: v for k, v in item.items() if k in _SAVED})
-        except TypeError as exc:
+            rec = RunRecord.from_snapshot_row(item)
+        except (KeyError, TypeError, ValueError) as exc:
             raise FsarError(f"{path}: a run entry is incomplete ({exc})", "re-export it with --save-runs") from None
         if episodes:
-            rec.per_episode, rec.episode_ids = _decode_episodes(episodes, str(path))
+            rec.results.per_episode, rec.results.episode_ids = _decode_episodes(episodes, str(path))
         out.append(rec)
     return out
 

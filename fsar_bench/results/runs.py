@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from fsar_bench.errors import FsarError
+from fsar_bench.results.record import RunRecord
 
 SUMMARY = "summary.json"
 EPISODES = "episodes.parquet"
@@ -43,28 +44,14 @@ def _read(folder: Path, where: str) -> tuple[dict[str, Any], pd.DataFrame]:
 
 
 def _from_mlflow(run_id: str, uri: str) -> tuple[dict[str, Any], pd.DataFrame]:
-    from fsar_bench.tracking import check_reachable
+    from fsar_bench.tracking import check_reachable, download_run_files
 
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
         raise FsarError(f"{run_id!r} is not a run folder, and there is no MLflow store at {uri} to look it up in",
                         "pass a run folder, or the store's --tracking-uri / --config")
     check_reachable(uri)
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    client = mlflow.MlflowClient(uri)
-    try:
-        client.get_run(run_id)
-    except MlflowException:
-        raise FsarError(f"no MLflow run {run_id!r} in {uri}",
-                        "check the run id (`mlflow ui`), or pass --tracking-uri of the store that holds it") from None
     with tempfile.TemporaryDirectory(prefix="fsar-run-") as tmp:
-        for name in (SUMMARY, EPISODES):
-            try:
-                client.download_artifacts(run_id, name, tmp)
-            except (MlflowException, OSError) as exc:
-                raise FsarError(f"MLflow run {run_id} has no artifact {name} ({type(exc).__name__})",
-                                "the run did not finish; compare finished runs") from None
+        download_run_files(run_id, uri, (SUMMARY, EPISODES), Path(tmp))
         return _read(Path(tmp), f"MLflow run {run_id}")
 
 
@@ -89,3 +76,10 @@ def load_run(ref: str | Path, tracking_uri: str | None = None,
 
         tracking_uri = load_config(config).tracking_uri
     return _from_mlflow(str(ref), tracking_uri)
+
+
+def load_record(ref: str | Path, tracking_uri: str | None = None,
+                config: str | Path | None = None) -> tuple[RunRecord, pd.DataFrame]:
+    """`load_run`, with the summary read into a `RunRecord` (summary.json format 1 or 2)."""
+    summary, episodes = load_run(ref, tracking_uri, config)
+    return RunRecord.from_summary(summary), episodes

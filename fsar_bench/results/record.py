@@ -1,0 +1,435 @@
+"""The run record: everything one benchmark run is, in one typed object.
+
+A `RunRecord` is the only producer of a run's MLflow params, tags and metrics, of its
+`summary.json` and of its rows in a leaderboard runs snapshot, and the only reader of all three
+back (`from_mlflow`, `from_summary`, `from_snapshot_row`); nothing else formats or parses those
+keys. docs/results.md §1 is generated from the field metadata here (`schema_markdown`), and a
+test fails when it drifts.
+
+Why dataclasses (not pydantic): the record is plain data built by the runner from already
+validated values; stdlib dataclasses add no dependency, keep field metadata (the documentation
+of each field) next to the field, and let the record carry numpy per-episode arrays that are not
+serialised. Validation of what is read back is done explicitly in the `from_*` readers, where old
+formats are upgraded.
+
+Sections: `identity` (what was run: equal identities give equal results; `run_key` is its key),
+`environment` (where it ran), `results` and `efficiency`. Issue #17 extends `identity` (code
+identity / source digests, replicate seed, group) and `environment` (hardware class); the run
+key then becomes the digest of `identity`.
+
+`summary.json` stays one flat JSON object (format 2 = format 1's keys plus new ones and
+`"format": 2`), so format-1 readers keep working; a format-1 file (no `format` key) still loads.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from fsar_bench.episodes import CANONICAL_QUERY, parse_setting, setting_name
+
+FORMAT = 2
+PRETRAINED = "pretrained"
+RANDOM_INIT = "random-init"
+# MLflow metrics of a run, in this order (params_* and the profile come from `efficiency`)
+_MLFLOW_METRICS = ("accuracy", "accuracy_std", "ci95", "episodes", "train_seconds", "eval_seconds")
+
+
+def _f(doc: str, default: Any = MISSING, *, factory: Any = MISSING, key: str | None = "", mlflow: str = "",
+       typ: str = "") -> Any:
+    """A documented field. `key`: its summary.json key ('' = the field name, None = not written);
+    `mlflow`: 'param' or 'metric' (under the summary key) or '' (not logged as such)."""
+    meta = {"doc": doc, "key": key, "mlflow": mlflow, "type": typ}
+    if factory is not MISSING:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def weights_class(source: str | None, tag: str | None = None) -> str:
+    """'random-init' when the weights source (or an MLflow tag) says so, or is unknown (conservative)."""
+    if (tag or "").strip() == RANDOM_INIT or (source or "").strip() in (RANDOM_INIT, ""):
+        return RANDOM_INIT
+    return PRETRAINED
+
+
+@dataclass
+class Identity:
+    """What was run. Everything that changes the result; `run_key` names the run folder."""
+
+    method: str = _f("registered method name", "", mlflow="param")
+    dataset: str = _f("test dataset (card name)", "", mlflow="param")
+    way: int = _f("classes per episode", 5, mlflow="param")
+    shot: int = _f("support videos per class", 1, mlflow="param")
+    query: int = _f("query videos per class", CANONICAL_QUERY, mlflow="param")
+    episodes: int = _f("number of test episodes evaluated (canonical: 10,000)", 0, mlflow="metric")
+    matcher: str = _f("matcher name used (the method's default or `--matcher`)", "", mlflow="param")
+    preset: str = _f("`full` (paper configuration) or `tiny` (CPU configuration)", "", mlflow="param")
+    backbone: str = _f("the method's backbone (`backbone` or `clip_model` hyperparameter)", "", mlflow="param")
+    train_dataset: str = _f("training dataset (differs from `dataset` in a cross-dataset run)", "", mlflow="param")
+    frames: int | None = _f("frames sampled per video", None, mlflow="param")
+    image_size: int | None = _f("input resolution, pixels", None, mlflow="param")
+    overrides: dict[str, Any] = _f("method hyperparameters given on top of the preset (bench.yaml, `--set`)",
+                                   factory=dict)
+    hparams: dict[str, Any] = _f("all hyperparameters of the method as built; MLflow params `hp.<name>`",
+                                 factory=dict, typ="object")
+    train_config: dict[str, Any] = _f("the resolved training configuration; MLflow params `train.<name>`",
+                                      factory=dict, typ="object")
+    trained: bool = _f("whether the run trained (false: `--no-train`, 0 steps or zero-shot)", False,
+                       mlflow="param")
+    train_steps: int | None = _f("training episodes configured (0: evaluated without training)", None,
+                                 key="train_steps_configured")
+    train_seed: str = _f("seed of the training episodes and of the initial weights", "", mlflow="param")
+    episode_seed: str = _f("seed of the test episodes (the dataset card's, unless `--episode-seed`)", "",
+                           mlflow="param")
+    episode_digest: str = _f("SHA-256 (hex) of the test episode set ([episodes.md](episodes.md)); two runs are "
+                             "comparable episode by episode iff their digests are equal", "", mlflow="param")
+    canonical: bool = _f("the episode set is a locked standard set and all its videos were present", False,
+                         mlflow="param")
+    canonical_reason: str = _f("why the run is or is not canonical", "")
+    data_version: str = _f("the data the run saw: `toy-<generator>/v<N>` (toy generator version) or "
+                           "`test-videos/sha256:<hex>`, the availability digest (docs/datasets.md, `data check`) "
+                           "of the test-split videos present", "", mlflow="param")
+    weights_source: str = _f("`random-init`, `file:<sha256 prefix>` or `hub:<tag>` (where the initial weights "
+                             "came from)", "", mlflow="param")
+    weights: str = _f("weights class: `pretrained` or `random-init` (leaderboards rank them apart)", RANDOM_INIT)
+    init_from: str = _f("weights file the run started from (sweeps re-score a trained run's `final.pt`)", "",
+                        mlflow="param")
+    cache: bool = _f("test videos embedded once and reused across episodes (false: `--no-cache`)", True,
+                     mlflow="param")
+    run_key: str = _f("12-hex-digit key of the run spec (the run folder's suffix; same spec = same folder, "
+                      "resumed)", "", mlflow="param")
+
+    @property
+    def setting(self) -> str:
+        return setting_name(self.way, self.shot)
+
+    @property
+    def cross_dataset(self) -> bool:
+        return bool(self.train_dataset) and self.train_dataset != self.dataset
+
+
+@dataclass
+class Environment:
+    """Where the run ran: software versions, hardware, processes."""
+
+    versions: dict[str, str] = _f("software and hardware: `fsar_bench_version`, `git_commit`, `git_dirty`, "
+                                  "`python`, `torch`, `cuda`, `device_name` (GPU, else CPU model), `threads`, "
+                                  "`platform` (all strings); each also an MLflow param", factory=dict,
+                                  key="environment", typ="object")
+    world_size: int = _f("number of torchrun processes (1 without torchrun)", 1, mlflow="param")
+    distributed: dict[str, Any] = _f("how episodes and seeds were split over the processes (world_size > 1)",
+                                     factory=dict, typ="object")
+    hardware_key: str = _f("what latency and memory were measured on: `cpu:<model> | <threads> threads | "
+                           "torch <version>` (§4); latency is only comparable under the same key", "")
+
+    @property
+    def git_commit(self) -> str:
+        return self.versions.get("git_commit", "")
+
+
+@dataclass
+class Results:
+    """The measured result and how it was obtained."""
+
+    accuracy: float = _f("mean per-episode accuracy, in % (§3.1)", math.nan, mlflow="metric")
+    accuracy_std: float = _f("standard deviation of the per-episode accuracies (ddof = 1), in %", math.nan,
+                             mlflow="metric")
+    ci95: float = _f("half-width of the 95% confidence interval of `accuracy`: 1.96 * `accuracy_std` / "
+                     "sqrt(`episodes`), in %", math.nan, mlflow="metric")
+    per_episode_file: str = _f("the per-episode results beside this file (§2)", "episodes.parquet")
+    train_steps: int = _f("training episodes run (0 without training)", 0)
+    train_seconds: float = _f("wall-clock training time, s", 0.0, mlflow="metric")
+    train_loss_last20: float = _f("mean training loss over the last 20 steps (NaN, written as `NaN`, without "
+                                  "training)", math.nan)
+    val_best: float = _f("best validation accuracy in % (-1 without validation)", -1.0)
+    val_best_step: int = _f("the training step it was reached at (-1 without validation)", -1)
+    eval_seconds: float = _f("wall-clock evaluation time, s (embedding + scoring all episodes)", 0.0,
+                             mlflow="metric")
+    hparams_changed: dict[str, Any] = _f("hyperparameters the method changed while training, with the value in "
+                                         "force (e.g. I2ST `{\"mask_loss\": false}` on data without masks); MLflow "
+                                         "has the requested `hp.<k>` and the in-force `hp.<k>.effective`",
+                                         factory=dict)
+    # per-episode accuracies (fractions) and episode numbers, when loaded (leaderboard tiers); not in summary.json
+    per_episode: np.ndarray | None = field(default=None, repr=False, compare=False, metadata={"key": None})
+    episode_ids: np.ndarray | None = field(default=None, repr=False, compare=False, metadata={"key": None})
+
+
+@dataclass
+class Efficiency:
+    """What the method costs (`fsar_bench.profile.profile_method` of the trained model, §4)."""
+
+    params_total: float | None = _f("number of parameters of the method (backbone + matcher + heads)", None,
+                                    mlflow="metric", typ="int")
+    params_trainable: float | None = _f("of which `requires_grad`", None, mlflow="metric", typ="int")
+    flops_per_video: float | None = _f("FLOPs of `embed` on one video (§4)", None, mlflow="metric")
+    flops_per_episode: float | None = _f("reference per-episode FLOPs: embed supports and queries, then score",
+                                         None, mlflow="metric")
+    flops_matcher: float | None = _f("FLOPs of the matcher on one episode's features", None, mlflow="metric")
+    gmacs_per_frame: float | None = _f("`flops_per_video / 2 / frames / 1e9`, the unit of most papers' tables",
+                                       None, mlflow="metric")
+    latency_ms_median: float | None = _f("median wall-clock time per episode, ms (on `hardware_key`)", None,
+                                         mlflow="metric")
+    latency_ms_p90: float | None = _f("90th percentile of the time per episode, ms", None, mlflow="metric")
+    peak_memory_mb: float | None = _f("peak memory during the timed episodes, MB (§4)", None, mlflow="metric")
+
+
+PROFILE_FIELDS = tuple(f.name for f in fields(Efficiency) if f.name.startswith(("flops", "gmacs", "latency", "peak")))
+_SECTIONS = ("identity", "environment", "results", "efficiency")
+
+
+def _key(f: Any) -> str | None:
+    key = f.metadata.get("key", "")
+    return f.name if key == "" else key
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+@dataclass
+class RunRecord:
+    """One run: identity, environment, results, efficiency; plus where MLflow holds it."""
+
+    identity: Identity
+    environment: Environment = field(default_factory=Environment)
+    results: Results = field(default_factory=Results)
+    efficiency: Efficiency = field(default_factory=Efficiency)
+    mlflow_run_id: str = ""
+    start_time: int = 0  # ms, from MLflow; only to choose the latest rerun (never written)
+    end_time: int = 0
+    format: int = FORMAT
+
+    # -- summary.json ---------------------------------------------------------------------------
+
+    def to_summary(self) -> dict[str, Any]:
+        """The flat `summary.json` object (format 2)."""
+        out: dict[str, Any] = {"format": FORMAT}
+        for name in _SECTIONS:
+            section = getattr(self, name)
+            for f in fields(section):
+                key = _key(f)
+                if key is not None:
+                    out[key] = _jsonable(getattr(section, f.name))
+        out["setting"] = self.identity.setting
+        out["mlflow_run_id"] = self.mlflow_run_id
+        return {k: v for k, v in out.items() if not (name_is_profile(k) and v is None)}
+
+    @classmethod
+    def from_summary(cls, data: dict[str, Any]) -> RunRecord:
+        """A record from a `summary.json` object of format 1 (no `format` key) or 2."""
+        fmt = int(data.get("format", 1))
+        if fmt > FORMAT:
+            from fsar_bench.errors import FsarError
+
+            raise FsarError(f"summary.json has format {fmt}, newer than this fsar-bench reads ({FORMAT})",
+                            "upgrade fsar-bench")
+        sections = {}
+        for name, kind in zip(_SECTIONS, (Identity, Environment, Results, Efficiency)):
+            values = {}
+            for f in fields(kind):
+                key = _key(f)
+                if key is not None and key in data:
+                    values[f.name] = data[key]
+            sections[name] = kind(**values)
+        ident = sections["identity"]
+        if fmt == 1:  # format 1 had no configured steps, backbone, weights class or seeds
+            ident.train_steps = int(data.get("train_steps", 0))
+            ident.trained = ident.train_steps > 0
+        if "setting" in data and (not ident.way or "way" not in data):
+            ident.way, ident.shot = parse_setting(str(data["setting"])) or (ident.way, ident.shot)
+        ident.weights = weights_class(ident.weights_source)
+        return cls(**sections, mlflow_run_id=str(data.get("mlflow_run_id") or ""))
+
+    # -- MLflow -----------------------------------------------------------------------------------
+
+    def mlflow_params(self) -> dict[str, Any]:
+        """The params logged when the run starts (write-once in MLflow)."""
+        i, env = self.identity, self.environment
+        params: dict[str, Any] = {}
+        for section in (i, env):
+            for f in fields(section):
+                if f.metadata.get("mlflow") == "param":
+                    params[f.name] = getattr(section, f.name)
+        params.update({"cross_dataset": i.cross_dataset, "frames": i.frames, "image_size": i.image_size,
+                       "episodes": i.episodes, "init_from": i.init_from or "", "record_format": FORMAT})
+        params.update({f"hp.{k}": v for k, v in i.hparams.items()})
+        params.update({f"train.{k}": v for k, v in i.train_config.items()})
+        params.update(env.versions)
+        params.update(env.distributed)
+        params["world_size"] = env.world_size
+        return params
+
+    def mlflow_tags(self) -> dict[str, str]:
+        i = self.identity
+        tags = {"fsar.run_key": i.run_key, "fsar.canonical": str(i.canonical).lower(), "fsar.weights": i.weights,
+                "fsar.setting": i.setting, "fsar.dataset": i.dataset, "fsar.method": i.method}
+        if self.environment.hardware_key:
+            tags["fsar.hardware"] = self.environment.hardware_key[:250]
+        return tags
+
+    def mlflow_metrics(self) -> dict[str, float]:
+        """The metrics logged when the run finishes (None values are left out)."""
+        out: dict[str, float] = {"accuracy": self.results.accuracy, "accuracy_std": self.results.accuracy_std,
+                                 "ci95": self.results.ci95, "episodes": self.identity.episodes,
+                                 "train_seconds": self.results.train_seconds,
+                                 "eval_seconds": self.results.eval_seconds}
+        for f in fields(Efficiency):
+            value = getattr(self.efficiency, f.name)
+            if value is not None:
+                out[f.name] = value
+        return out
+
+    @classmethod
+    def from_mlflow(cls, run: Any) -> RunRecord | None:
+        """A record from an `mlflow.entities.Run`; None when it is not an fsar-bench benchmark run."""
+        tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
+        key = tags.get("fsar.run_key") or params.get("run_key")
+        dataset = tags.get("fsar.dataset") or params.get("dataset")
+        if not key or not dataset:
+            return None
+        way, shot = _int(params.get("way"), -1), _int(params.get("shot"), -1)
+        if way < 0 or shot < 0:
+            parsed = parse_setting(tags.get("fsar.setting") or "")
+            if parsed is None:
+                return None
+            way, shot = parsed
+        source = params.get("weights_source", "")
+        trained = params.get("trained", "").strip().lower() != "false" and shot != 0
+        steps = _num(params.get("train.steps"))
+        ident = Identity(
+            method=tags.get("fsar.method") or params.get("method", "?"), dataset=dataset, way=way, shot=shot,
+            query=_int(params.get("query"), 1), episodes=_int(metrics.get("episodes", params.get("episodes"))),
+            matcher=params.get("matcher", ""), preset=params.get("preset", ""), backbone=params.get("backbone", ""),
+            train_dataset=params.get("train_dataset", dataset), frames=_int(params.get("frames")) or None,
+            image_size=_int(params.get("image_size")) or None,
+            hparams={k[3:]: v for k, v in params.items() if k.startswith("hp.")},
+            train_config={k[6:]: v for k, v in params.items() if k.startswith("train.")},
+            trained=trained, train_steps=(int(steps) if steps is not None else None) if trained else 0,
+            train_seed=params.get("train_seed", ""), episode_seed=params.get("episode_seed", ""),
+            episode_digest=params.get("episode_digest", ""),
+            canonical=(tags.get("fsar.canonical") or params.get("canonical", "")).strip().lower() == "true",
+            data_version=params.get("data_version", ""), weights_source=source,
+            weights=weights_class(source, tags.get("fsar.weights")), init_from=params.get("init_from", ""),
+            cache=params.get("cache", "True") != "False", run_key=key)
+        results = Results(**{k: _num(metrics.get(k)) or math.nan for k in ("accuracy", "accuracy_std", "ci95")},
+                          train_seconds=_num(metrics.get("train_seconds")) or 0.0,
+                          eval_seconds=_num(metrics.get("eval_seconds")) or 0.0)
+        eff = Efficiency(**{f.name: _num(metrics.get(f.name)) for f in fields(Efficiency)})
+        env = Environment(world_size=_int(params.get("world_size"), 1), hardware_key=tags.get("fsar.hardware", ""),
+                          versions={k: params[k] for k in ("fsar_bench_version", "git_commit", "git_dirty", "python",
+                                                           "torch", "cuda", "device_name", "threads", "platform")
+                                    if k in params})
+        return cls(ident, env, results, eff, mlflow_run_id=run.info.run_id,
+                   start_time=int(run.info.start_time or 0), end_time=int(run.info.end_time or 0))
+
+    # -- leaderboard snapshot rows (format fsar-leaderboard-runs/1) ------------------------------
+
+    def to_snapshot_row(self) -> dict[str, Any]:
+        """The record's entry in a leaderboard runs snapshot (without its per-episode results)."""
+        i, r, e = self.identity, self.results, self.efficiency
+        row = {k: getattr(i, k) for k in _SNAPSHOT_IDENTITY}
+        row.update(run_id=self.mlflow_run_id, setting=i.setting, digest=i.episode_digest)
+        row.update({k: (v if math.isfinite(v) else None) for k, v in
+                    (("accuracy", r.accuracy), ("ci95", r.ci95), ("accuracy_std", r.accuracy_std))})
+        row.update({k: getattr(e, k) for k in _SNAPSHOT_EFFICIENCY})
+        return row
+
+    @classmethod
+    def from_snapshot_row(cls, row: dict[str, Any]) -> RunRecord:
+        """A record from a snapshot entry; KeyError/TypeError when one is incomplete."""
+        setting = parse_setting(str(row["setting"]))
+        way, shot = (row.get("way"), row.get("shot")) if setting is None else setting
+        ident = Identity(**{k: row[k] for k in _SNAPSHOT_IDENTITY if k in row},
+                         episode_digest=row.get("digest", ""))
+        ident.way, ident.shot = int(row.get("way", way)), int(row.get("shot", shot))
+        nan = (lambda v: math.nan if v is None else float(v))
+        results = Results(accuracy=nan(row.get("accuracy")), ci95=nan(row.get("ci95")),
+                          accuracy_std=nan(row.get("accuracy_std")))
+        eff = Efficiency(**{k: row.get(k) for k in _SNAPSHOT_EFFICIENCY})
+        return cls(ident, Environment(), results, eff, mlflow_run_id=str(row["run_id"]))
+
+
+_SNAPSHOT_IDENTITY = ("run_key", "method", "dataset", "way", "shot", "query", "episodes", "matcher", "preset",
+                      "backbone", "train_dataset", "frames", "train_steps", "episode_seed", "canonical",
+                      "data_version", "weights", "weights_source")
+_SNAPSHOT_EFFICIENCY = ("params_total", "params_trainable", "flops_per_video", "flops_per_episode")
+SNAPSHOT_KEYS = tuple(sorted({*_SNAPSHOT_IDENTITY, *_SNAPSHOT_EFFICIENCY, "run_id", "setting", "digest",
+                              "accuracy", "ci95", "accuracy_std"}))
+
+
+def name_is_profile(key: str) -> bool:
+    return key in PROFILE_FIELDS
+
+
+def _num(value: Any) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(out) else out
+
+
+def _int(value: Any, default: int = 0) -> int:
+    out = _num(value)
+    return int(out) if out is not None else default
+
+
+# -- documentation ------------------------------------------------------------------------------
+
+DOC_BEGIN = "<!-- BEGIN summary.json fields: generated by `python -m fsar_bench.results.record docs/results.md` -->"
+DOC_END = "<!-- END summary.json fields -->"
+_TITLES = {"identity": "What was run (`identity`)", "environment": "Where it ran (`environment`)",
+           "results": "The result and how it was obtained (`results`)",
+           "efficiency": "What it costs (`efficiency`: the profile of the trained model, §4)"}
+
+
+def _type(f: Any) -> str:
+    if f.metadata.get("type"):
+        return f.metadata["type"]
+    text = str(f.type).replace(" | None", "").replace("dict[str, Any]", "object").replace("dict[str, str]", "object")
+    return text + (" or null" if "None" in str(f.type) else "")
+
+
+def schema_markdown() -> str:
+    """The field tables of docs/results.md §1, from the field metadata above."""
+    lines = [DOC_BEGIN, "", "| field | type | meaning |", "|---|---|---|",
+             f"| `format` | int | {FORMAT} (files without it are format 1, still read) |",
+             "| `setting` | str | `\"<way>w<shot>s\"`, e.g. `5w1s` |",
+             "| `mlflow_run_id` | str | the MLflow run holding the same record (params, metrics, these files as "
+             "artifacts) |", ""]
+    for name, kind in zip(_SECTIONS, (Identity, Environment, Results, Efficiency)):
+        lines += [f"### {_TITLES[name]}", "", "| field | type | meaning |", "|---|---|---|"]
+        for f in fields(kind):
+            key = _key(f)
+            if key is None:
+                continue
+            lines.append(f"| `{key}` | {_type(f)} | {f.metadata['doc']} |")
+        lines.append("")
+    lines.append(DOC_END)
+    return "\n".join(lines)
+
+
+def check_docs(text: str) -> bool:
+    """Whether a docs/results.md text holds the current generated field tables."""
+    return schema_markdown() in text
+
+
+def update_docs(text: str) -> str:
+    """`text` with its generated block replaced by the current one."""
+    start, end = text.index(DOC_BEGIN), text.index(DOC_END) + len(DOC_END)
+    return text[:start] + schema_markdown() + text[end:]
+
+
+if __name__ == "__main__":  # python -m fsar_bench.results.record docs/results.md
+    import sys
+    from pathlib import Path
+
+    from fsar_bench.io import atomic_write
+
+    target = Path(sys.argv[1])
+    atomic_write(target, update_docs(target.read_text(encoding="utf-8")))
