@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pandas as pd
 import pytest
@@ -34,13 +35,28 @@ def quick_run(module_workdir):
 def test_run_writes_results_and_mlflow(quick_run):
     spec, result = quick_run
     s = result.summary
-    assert s["episodes"] == 40 and 0 <= s["accuracy"] <= 100 and s["ci95"] >= 0
+    assert s["episodes"] == 40
     assert s["weights_source"] == "random-init" and s["canonical"] is False  # 40 episodes is not a locked set
     assert s["train_steps"] == 4
     df = pd.read_parquet(result.run_dir / "episodes.parquet")
     assert list(df["episode"]) == list(range(40))
     assert all(len(lg) == 5 and len(lg[0]) == 5 for lg in df["logits"])  # [Q, way] per episode
     assert json.loads((result.run_dir / "summary.json").read_text())["accuracy"] == s["accuracy"]
+    # accuracy and CI recomputed from the per-episode rows: each query's prediction is the argmax of its
+    # logits, an episode's accuracy the fraction of its queries predicted right, the run's accuracy the mean
+    # over episodes (%), and the CI half-width 1.96 * sample std / sqrt(n) (docs/results.md)
+    per_episode = []
+    for labels, preds, logits in zip(df["labels"], df["preds"], df["logits"]):
+        assert [max(range(len(row)), key=lambda c: row[c]) for row in logits] == list(preds)
+        per_episode.append(100.0 * sum(int(p == y) for p, y in zip(preds, labels)) / len(labels))
+    assert [a * 100 for a in df["accuracy"]] == pytest.approx(per_episode)
+    n = len(per_episode)
+    mean = sum(per_episode) / n
+    std = math.sqrt(sum((a - mean) ** 2 for a in per_episode) / (n - 1))
+    assert s["accuracy"] == pytest.approx(mean, rel=1e-9)
+    assert s["accuracy_std"] == pytest.approx(std, rel=1e-9)
+    assert s["ci95"] == pytest.approx(1.96 * std / math.sqrt(n), rel=1e-9)
+    assert 0 < std  # 40 episodes of a barely trained model do not all score the same
 
     import mlflow
 
@@ -52,6 +68,7 @@ def test_run_writes_results_and_mlflow(quick_run):
         assert key in run.data.params, key
     assert run.data.params["weights_source"] == "random-init"
     assert {"accuracy", "ci95", "episodes", "train_seconds"} <= set(run.data.metrics)
+    assert run.data.metrics["accuracy"] == pytest.approx(mean) and run.data.metrics["ci95"] == pytest.approx(s["ci95"])
     assert run.info.status == "FINISHED"
     names = {a.path for a in client.list_artifacts(result.mlflow_run_id)}
     assert {"episodes.parquet", "summary.json"} <= names
