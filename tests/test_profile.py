@@ -14,12 +14,7 @@ from fsar_bench.profile import count_flops, flop_counter, profile_method
 
 @pytest.fixture()
 def profile_cli(cli):
-    """The CLI runner with `profile` mounted (until app.py mounts it itself)."""
-    from fsar_bench.cli import profile_cmd
-    from fsar_bench.cli.app import app
-
-    if not any(c.name == "profile" for c in app.registered_commands):
-        profile_cmd.register(app)
+    """The CLI runner as installed: `profile` must be mounted by fsar_bench/cli/app.py itself."""
     return cli
 
 
@@ -80,17 +75,18 @@ def test_profile_protonet_tiny():
     from fsar_bench.registry import create_method
 
     method = create_method("protonet", "tiny", frames=4)
+    method.encoder.layer4[0].conv1.weight.requires_grad_(False)  # a frozen 3x3 conv, 192 -> 96 channels
     method.train()
     res = profile_method(method, way=3, shot=2, query=1, warmup=1, repeats=3)
     frames, size = method.frames, method.image_size
     assert method.training  # mode restored
-    assert res["params_total"] == sum(p.numel() for p in method.parameters()) > 0
-    assert 0 < res["params_trainable"] <= res["params_total"]
+    assert res["params_total"] - res["params_trainable"] == 192 * 96 * 3 * 3 > 0
     assert res["flops_per_video"] > 0
     assert res["flops_embed_query"] == 3 * res["flops_per_video"]  # 3 queries
     assert res["flops_embed_support"] == 6 * res["flops_per_video"]  # 3 x 2 supports
-    assert res["flops_matcher"] > 0
-    assert res["flops_per_episode"] == res["flops_embed_support"] + res["flops_embed_query"] + res["flops_matcher"]
+    # the prototype matcher's one matrix product: 3 queries x 3 prototypes x 96 channels, 2 FLOPs per MAC
+    assert res["flops_matcher"] == 2 * 3 * 3 * 96
+    assert res["flops_per_episode"] == 9 * res["flops_per_video"] + 2 * 3 * 3 * 96
     assert res["gmacs_per_frame"] == pytest.approx(res["flops_per_video"] / 2 / frames / 1e9)
     # A per-frame 2D backbone: a frame at the tiny preset's size costs what the backbone alone costs.
     assert res["flops_per_video"] == frames * count_flops(method.encoder.eval(), torch.randn(1, 3, size, size))
@@ -100,7 +96,7 @@ def test_profile_protonet_tiny():
     assert res["videos_per_episode"] == 9 and res["frames"] == frames and res["image_size"] == size
     assert res["device"] == "cpu" and res["torch"] == torch.__version__ and int(res["threads"]) >= 1
     assert res["cpu_model"] and res["hardware_key"].startswith("cpu:")
-    json.dumps(res)  # serialisable as is
+    assert json.loads(json.dumps(res)) == res  # serialisable as is, nothing lost
 
 
 def test_profile_zero_shot_and_text_methods():
@@ -132,7 +128,11 @@ def test_profile_zero_shot_and_text_methods():
     method.matcher = create_matcher("proto")
     res = profile_method(method, way=2, shot=1, query=1, warmup=0, repeats=1)
     assert ["class 0", "class 1"] in seen and [["class 0", "class 1"]] in seen
-    assert res["flops_per_video"] == 2 * 2 * 3 * 8 * 8 * 4
+    per_video = 2 * 2 * 3 * 8 * 8 * 4  # 2 frames x Linear(192 -> 4), 2 FLOPs per MAC
+    assert res["flops_per_video"] == per_video
+    assert res["params_total"] == res["params_trainable"] == 3 * 8 * 8 * 4 + 4  # weight + bias
+    # 2 supports + 2 queries, and the prototype matcher's product: 2 queries x 2 prototypes x 4 channels
+    assert res["flops_per_episode"] == 4 * per_video + 2 * 2 * 2 * 4
     zs = profile_method(method, way=2, shot=0, query=1, warmup=0, repeats=1)
     assert zs["flops_embed_support"] == 0 and zs["videos_per_episode"] == 2
 
@@ -167,4 +167,4 @@ def test_profile_cli_bad_input(profile_cli):
     res = profile_cli("profile", "protonett")
     assert res.code == 2 and "did you mean 'protonet'" in res.err
     res = profile_cli("profile", "protonet", "--preset", "tiny", "--way", "0")
-    assert res.code == 2 and "way >= 1" in res.err
+    assert res.code == 2 and "--way 0" in res.err and ">= 1" in res.err and len(res.err.strip().splitlines()) == 1
