@@ -189,3 +189,43 @@ def test_probe_remembers_good_folders_and_notices_changes(tmp_path):
     os.utime(paths[-1], ns=(1, 1))  # even with an old mtime, the size changed
     with pytest.raises(FsarError, match="00000012.png: truncated"):
         Preflight(source, tmp_path / "cache", frames=8).check(keys)
+
+
+# -- end to end: a run on a frame-folder dataset ---------------------------------------------------------
+def test_run_on_frame_folders_stops_before_writing_on_a_damaged_frame(workdir, cli, monkeypatch):
+    """A truncated frame only training would read stops `fsar-bench run` with one line and no run
+    folder; once re-extracted, the same command evaluates the frame folders."""
+    from fsar_bench.data import cards as cards_mod
+
+    classes = {"train": ["Diving", "Fencing"], "test": ["Archery", "Bowling"]}
+    card_dir, root = workdir / "card", workdir / "frames"
+    card_dir.mkdir()
+    names = iter(["{:08d}.jpg", "img_{:05d}.jpg", "frame{:04d}.png", "img_{:d}.jpg"] * 2)
+    for split, cls in classes.items():
+        lines = [f"{c}/{c.lower()}_{i}" for c in cls for i in range(2)]
+        (card_dir / f"{split}.txt").write_text("".join(f"{line}\n" for line in lines))
+        for i, line in enumerate(lines):
+            write_frames(root / line, next(names), 10 + 3 * i)
+    (card_dir / "class_map.tsv").write_text("split\tfolder_class\tclipfsar_text_name\n" + "".join(
+        f"{s}\t{c}\t{c.lower()}\n" for s, cls in classes.items() for c in cls))
+    (card_dir / "card.yaml").write_text(
+        "name: fake_frames\nmodality: spatial\nsplits: {train: train.txt, test: test.txt}\n"
+        'layout: {kind: frames, pattern: "{cls}/{id}"}\nclass_map: class_map.tsv\n'
+        "seeds: {test: fake/test/v1, val: fake/val/v1}\n")
+    real = cards_mod._all_cards()
+    monkeypatch.setattr(cards_mod, "_all_cards",
+                        lambda: {**real, "fake_frames": cards_mod.load_card(card_dir / "card.yaml")})
+    bad = frame_files(root / "Bowling" / "bowling_1")[1]  # never a test frame (segment centres of 8)
+    good = bad.read_bytes()
+    _truncate(bad)
+    args = ["run", "protonet", "--dataset", "fake_frames", "--root", root, "--preset", "tiny", "--way", "2",
+            "--shot", "1", "--episodes", "4", "--no-train"]
+    res = cli(*args)
+    assert res.code == 2, (res.out, res.err)
+    errors = [line for line in res.err.splitlines() if line.strip() and not line.startswith("  ")]
+    assert len(errors) == 1 and f"{bad.name}: truncated" in errors[0] and "re-extract" in errors[0], res.err
+    assert not (workdir / "fsar-runs").exists()  # no run folder, no cache, nothing half-written
+    bad.write_bytes(good)
+    res = cli(*args)
+    assert res.code == 0, (res.out, res.err)
+    assert "accuracy" in (res.out + res.err).lower()
