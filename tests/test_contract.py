@@ -28,12 +28,7 @@ EXAMPLE_NAME = "example_motion"
 
 @pytest.fixture()
 def check_cli(cli):
-    """The CLI with `check-plugin` mounted (app.py mounts it; this also works before it does)."""
-    from fsar_bench.cli import check_cmd
-    from fsar_bench.cli.app import app
-
-    if not any(c.name == "check-plugin" for c in app.registered_commands):
-        check_cmd.register(app)
+    """The CLI runner as installed: `check-plugin` must be mounted by fsar_bench/cli/app.py itself."""
     return cli
 
 

@@ -115,12 +115,7 @@ def sections(records):
 
 @pytest.fixture()
 def lb(cli):
-    """`fsar-bench leaderboard ...`, mounting the command if app.py does not yet."""
-    from fsar_bench.cli import leaderboard_cmd
-    from fsar_bench.cli.app import app
-
-    if not any(c.name == "leaderboard" for c in app.registered_commands):
-        leaderboard_cmd.register(app)
+    """`fsar-bench leaderboard ...` as installed (app.py must mount the command itself)."""
     return lambda *args: cli("leaderboard", *args)
 
 
