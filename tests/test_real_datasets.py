@@ -101,3 +101,35 @@ def test_ssv2_full_notes_record_the_count_mismatch():
 
 def test_kinetics_notes_explain_the_underscore_layout():
     assert "{cls_}/{id}.mp4" in get_card("kinetics100").notes
+
+
+# the frame-folder layouts of the public releases (docs/datasets.md "Frame folders"): real ids
+# (spaces in Kinetics classes, SSv2's flat ids) through the data check; one line per case
+FRAME_LAYOUTS = [
+    ("ucf101", "{cls}/{id}", "img_{:05d}.jpg"),  # MMAction2 rawframes
+    ("hmdb51", "{cls}/{id}", "{:08d}.jpg"),  # TRX
+    ("kinetics100", "{cls_}/{id}", "frame{:04d}.png"),
+    ("ssv2_small", "{id}", "{:08d}.jpg"),
+]
+
+
+@pytest.mark.parametrize(("name", "pattern", "frame_name"), FRAME_LAYOUTS)
+def test_real_cards_read_frame_folders(tmp_path, name, pattern, frame_name):
+    import numpy as np
+    from PIL import Image
+
+    from fsar_bench.data.cards import Layout
+    from fsar_bench.data.check import check_dataset
+    from fsar_bench.data.source import VideoSource
+
+    card = get_card(name)
+    source = VideoSource(card, tmp_path / "frames", Layout("frames", pattern))
+    present = card.split("test").entries[:2]
+    for i, (cls, vid) in enumerate(present):
+        folder = source.path(cls, vid)
+        folder.mkdir(parents=True)
+        for t in range(9 + i):
+            Image.fromarray(np.full((16, 20, 3), 20 * t, np.uint8)).save(folder / frame_name.format(t + 1))
+    report = check_dataset(source, splits=["test"], frames=8, write=False, workers=1)
+    assert report.available == 2 and not report.corrupt
+    assert set(report.missing) == {f"{c}/{v}" for c, v in card.split("test").entries} - {f"{c}/{v}" for c, v in present}
