@@ -1,0 +1,121 @@
+"""LR schedules (fsar_bench.engine.schedule): hand-computed curves, the alibaba epoch rule, resume."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from fsar_bench.engine.schedule import ScheduleSpec, build_scheduler, from_iterations, lr_factor
+from fsar_bench.errors import FsarError
+
+
+def _lrs(spec: ScheduleSpec, n: int, base: float = 1.0) -> list[float]:
+    """The LR used by updates 0..n-1 (read before each optimiser step, as the training loop does)."""
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=base)
+    sched = build_scheduler(opt, spec)
+    out = []
+    for _ in range(n):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return out
+
+
+def test_multistep_with_warmup_hand_computed():
+    spec = ScheduleSpec("multistep", warmup_updates=4, warmup_start_factor=0.2, milestones=(6, 8), factors=(1, 0.1, 0.01))
+    expected = [0.2, 0.4, 0.6, 0.8, 1.0, 1.0, 0.1, 0.1, 0.01, 0.01]
+    assert _lrs(spec, 10, base=1.0) == pytest.approx(expected)
+    assert _lrs(spec, 10, base=5e-5) == pytest.approx([5e-5 * f for f in expected])
+
+
+def test_cosine_hand_computed():
+    spec = ScheduleSpec("cosine", warmup_updates=2, warmup_start_factor=0.0, total_updates=6, min_factor=0.1)
+    # warm-up 0, 0.5; then 0.1 + 0.9 * (1 + cos(pi * k / 4)) / 2 for k = 0..4, then flat at 0.1
+    cos = [0.1 + 0.9 * (1 + math.cos(math.pi * k / 4)) / 2 for k in range(5)]
+    assert _lrs(spec, 8) == pytest.approx([0.0, 0.5, *cos, 0.1])
+
+
+def test_constant_is_flat():
+    assert _lrs(ScheduleSpec(), 5, base=3e-4) == pytest.approx([3e-4] * 5)
+
+
+def test_alibaba_released_epoch_rule():
+    # CLIP-FSAR SSv2-Small: STEPS_ITER 2000, STEPS [0, 4, 6], LRS [1, 0.1, 0.01], warm-up from 2e-5 of 5e-5,
+    # step every 4 iterations. Released rule epoch = floor(i/S) + i/S: boundary 4 at iteration 4000
+    # (update 1000), 6 at iteration 6000 (update 1500); warm-up over iterations 0..1999 (updates 0..499).
+    spec = from_iterations(steps_iter=2000, epochs=[0, 4, 6], lrs=[1, 0.1, 0.01], iters_per_update=4,
+                           warmup_start_factor=0.4, epoch_rule="released")
+    assert (spec.warmup_updates, spec.milestones) == (500, (1000, 1500))
+    assert [lr_factor(spec, u) for u in (0, 250, 500, 999, 1000, 1499, 1500, 7499)] == pytest.approx(
+        [0.4, 0.7, 1.0, 1.0, 0.1, 0.1, 0.01, 0.01])
+    # the intended rule (epoch = i/S) puts the boundaries at iterations 8000 and 12000
+    intended = from_iterations(steps_iter=2000, epochs=[0, 4, 6], lrs=[1, 0.1, 0.01], iters_per_update=4,
+                               warmup_start_factor=0.4, epoch_rule="intended")
+    assert intended.milestones == (2000, 3000)
+
+
+def test_released_rule_odd_boundary_and_brute_force():
+    # K100: STEPS [0, 6, 9] at S = 250; brute-force the released code iteration by iteration
+    s, ipu, epochs, lrs = 250, 4, [0, 6, 9], [1, 0.1, 0.01]
+    spec = from_iterations(steps_iter=s, epochs=epochs, lrs=lrs, iters_per_update=ipu, epoch_rule="released")
+    for u in range(0, 1250, 7):
+        i = (u + 1) * ipu - 1  # the iteration at which update u is taken
+        epoch = i // s + i / s
+        k = max(j for j, e in enumerate(epochs) if epoch >= e)
+        assert lr_factor(spec, u) == pytest.approx(lrs[k]), u
+
+
+def test_resume_mid_schedule_gives_the_same_lrs(tmp_path):
+    spec = ScheduleSpec("multistep", warmup_updates=3, warmup_start_factor=0.1, milestones=(5, 9), factors=(1, 0.5, 0.1))
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    full = _run(model, spec, 0, 12, None, tmp_path / "full.pt")[0]
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    first, state = _run(model, spec, 0, 6, None, tmp_path / "at6.pt")
+    # rebuild from scratch (a new process), load the saved states, continue
+    torch.manual_seed(1)
+    fresh = torch.nn.Linear(3, 1)
+    fresh.load_state_dict(state["model"])
+    second, _ = _run(fresh, spec, 6, 12, state, tmp_path / "end.pt")
+    assert first + second == pytest.approx(full)
+
+
+def _run(model, spec, begin, end, state, path):
+    """Updates begin..end-1 (continuing from `state` when given); saves model/optimiser/scheduler to `path`."""
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    sched = build_scheduler(opt, spec)  # before loading the optimiser state, as documented
+    if state is not None:
+        saved = torch.load(state["path"], weights_only=True)  # only tensors and plain values
+        opt.load_state_dict(saved["optim"])
+        sched.load_state_dict(saved["sched"])
+    lrs = []
+    for u in range(begin, end):
+        lrs.append(opt.param_groups[0]["lr"])
+        model(torch.full((1, 3), float(u))).sum().backward()
+        opt.step()
+        opt.zero_grad()
+        sched.step()
+    torch.save({"optim": opt.state_dict(), "sched": sched.state_dict()}, path)
+    return lrs, {"path": path, "model": model.state_dict()}
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"kind": "linear"},
+    {"kind": "multistep", "milestones": (5,), "factors": (1.0,)},
+    {"kind": "multistep", "milestones": (5, 3), "factors": (1.0, 0.1, 0.01)},
+    {"kind": "cosine", "warmup_updates": 10, "total_updates": 10},
+])
+def test_bad_schedules_are_one_line_errors(kwargs):
+    with pytest.raises(FsarError) as err:
+        ScheduleSpec(**kwargs)
+    assert "\n" not in str(err.value)
+
+
+def test_spec_round_trips_through_plain_values():
+    spec = ScheduleSpec("multistep", warmup_updates=2, warmup_start_factor=0.5, milestones=(4,), factors=(1, 0.1))
+    assert ScheduleSpec.from_mapping(spec.as_dict()) == spec
