@@ -13,6 +13,7 @@ import math
 import os
 import re
 import typing
+from collections import abc
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -78,9 +79,9 @@ def _accepts(value: Any, hint: Any) -> bool:
         return any(_accepts(value, h) for h in typing.get_args(hint))
     if origin is typing.Literal:
         return value in typing.get_args(hint)
-    if origin in (list, tuple, typing.Sequence, set, frozenset) or hint in (list, tuple):
+    if origin in (list, tuple, set, frozenset, abc.Sequence, abc.Set) or hint in (list, tuple):
         return isinstance(value, (list, tuple))
-    if origin in (dict, Mapping) or hint is dict:
+    if origin in (dict, abc.Mapping) or hint is dict:
         return isinstance(value, dict)
     if hint is bool:
         return isinstance(value, bool)

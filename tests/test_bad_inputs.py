@@ -476,6 +476,18 @@ def test_tracking_uri_rule():
             check_tracking_uri(bad)
 
 
+def test_every_preset_passes_the_override_check():
+    """The --set type check reads the methods' own annotations: their presets must pass it."""
+    from fsar_bench.validate import check_overrides
+
+    for name in registry.list_methods():
+        cls = registry.method_class(name)
+        for values in cls.presets.values():
+            check_overrides(name, cls, values)
+    check_overrides("protonet", registry.method_class("protonet"), {"image_size": 48, "weights": None,
+                                                                     "pretrained": False, "backbone": "resnet18"})
+
+
 def test_zero_shot_methods_declare_it():
     """`--shot 0` is allowed by the declared class attribute, not by method name."""
     from fsar_bench.validate import check_zero_shot

@@ -49,13 +49,13 @@ def test_nproc_relaunches_the_same_command_through_torchrun(workdir, cli, monkey
         return subprocess.CompletedProcess(cmd, 3)
 
     monkeypatch.setattr(subprocess, "run", fake_run)
-    res = cli("run", "protonet", "--dataset", "toy-motion", "--nproc", "2", "--no-train", "--set", "r=[2, 3]",
+    res = cli("run", "protonet", "--dataset", "toy-motion", "--nproc", "2", "--no-train", "--set", "backbone=my net",
               "--episodes", "7")
     assert res.code == 3  # torchrun's exit code
     cmd = seen["cmd"]
     assert cmd[1:6] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m"]
     assert cmd[6:] == ["fsar_bench", "run", "protonet", "--dataset", "toy-motion", "--episodes", "7",
-                       "--set", "r=[2, 3]", "--no-train"]
+                       "--set", "backbone=my net", "--no-train"]
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert cli("run", "protonet", "--nproc", "2").code == 2  # already under torchrun
 
