@@ -1,8 +1,8 @@
 """Keep decoder log lines off the terminal (#15): a bad file gets our one-line error, not ffmpeg
 and decord chatter printed before it.
 
-FFmpeg inside PyAV logs nothing (PyAV's default level is None) and decord's FFmpeg is set to
-QUIET on first use (`silence_decord`). decord's own C++ messages (`[09:13:10]
+FFmpeg inside PyAV logs nothing (PyAV's default level None, reasserted by `silence_pyav`) and
+decord's FFmpeg is set to QUIET (`silence_decord`). decord's own C++ messages (`[09:13:10]
 /project/src/video/video_reader.cc:86: ERROR opening: x.mp4, ...`) are written straight to file
 descriptor 2, which no logging API reaches; so while a decoder call runs, fd 2 is a pipe whose
 lines are forwarded live to the real stderr, minus the decoders' lines. Python's own output
@@ -21,14 +21,20 @@ from collections.abc import Iterator
 
 # `[hh:mm:ss] file.cc:NN: ` (decord's dmlc logging) and `[codec @ 0x55...] ` (FFmpeg's av_log)
 DECODER_LINE = re.compile(rb"^(\[\d\d:\d\d:\d\d\] \S+:\d+: |\[[\w,./ -]+ @ (0x)?[0-9a-fA-F]+\] )")
-ENABLED = os.environ.get("FSAR_BENCH_DECODER_LOGS", "") in ("", "0")
+SILENCE = os.environ.get("FSAR_BENCH_DECODER_LOGS", "") in ("", "0")
 _MAX_HELD = 4096  # a partial line longer than this is not held back for filtering
 
 
 def silence_decord(decord_module) -> None:
     """FFmpeg inside decord logs nothing (idempotent, cheap)."""
-    if ENABLED:
+    if SILENCE:
         decord_module.logging.set_level(decord_module.logging.QUIET)
+
+
+def silence_pyav(av_module) -> None:
+    """FFmpeg inside PyAV logs nothing (its default; reasserted in case something raised the level)."""
+    if SILENCE:
+        av_module.logging.set_level(None)
 
 
 def _keep(line: bytes) -> bool:
@@ -133,7 +139,7 @@ if hasattr(os, "register_at_fork"):
 @contextlib.contextmanager
 def quiet_decoders() -> Iterator[None]:
     """Drop decoder log lines written to fd 2 during the block; everything else still prints."""
-    if not ENABLED:
+    if not SILENCE:
         yield
         return
     _filter.enter()

@@ -31,7 +31,7 @@ import numpy as np
 
 from fsar_bench.data import frames as frame_folder
 from fsar_bench.data.frames import IMAGE_EXTS
-from fsar_bench.data.quiet import quiet_decoders, silence_decord
+from fsar_bench.data.quiet import quiet_decoders, silence_decord, silence_pyav
 from fsar_bench.errors import FsarError
 
 # Containers of video datasets that ffmpeg (behind decord and PyAV) reads. A file with another
@@ -84,6 +84,7 @@ def _decord_read(path: Path, select: Selector) -> tuple[list[int], np.ndarray | 
 def _pyav_read(path: Path, select: Selector) -> tuple[list[int], np.ndarray | None]:
     import av
 
+    silence_pyav(av)
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         if select is None:
