@@ -72,9 +72,10 @@ def _decord_read(path: Path, select: Selector) -> tuple[list[int], np.ndarray | 
         batch = vr.get_batch(idx).asnumpy()
     except Exception as exc:  # noqa: BLE001  (decord raises DECORDError subclasses of several kinds)
         if "DECORDArrayCopyFromTo" in str(exc):
+            widths = ", ".join(map(str, sorted(DECORD_BAD_WIDTHS)))
             raise DecordWidthBug(f"decord {getattr(decord, '__version__', '?')} cannot return frames of this width "
-                             f"(it pads rows for widths {', '.join(map(str, sorted(DECORD_BAD_WIDTHS)))} px); "
-                             "FSAR_BENCH_DECODER=auto falls back to PyAV") from None
+                                 f"(it pads rows for widths {widths} px); FSAR_BENCH_DECODER=auto falls back to "
+                                 "PyAV") from None
         raise
     if batch.ndim != 4 or batch.shape[0] != len(idx) or batch.shape[-1] != 3:
         raise ValueError(f"decord returned frames of shape {tuple(batch.shape)}, not [{len(idx)}, H, W, 3]")
