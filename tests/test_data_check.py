@@ -428,6 +428,7 @@ def test_console_script_exit_code(tmp_path):
     assert proc.returncode == 1, proc.stderr
     assert f"{vid}.avi" in proc.stdout and "missing (1291)" in proc.stdout and "... and 1271 more" in proc.stdout
     assert "--allow-missing" in proc.stderr
+    assert [line for line in proc.stderr.splitlines() if line.strip()] == [proc.stderr.strip()]  # no decoder lines
     assert not (root / MANIFEST_NAME).exists()
     [found] = (tmp_path / "fsar-runs" / "cache" / "availability").glob("hmdb51-*.json")
     manifest = json.loads(found.read_text())
