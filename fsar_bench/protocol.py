@@ -153,6 +153,9 @@ class MethodCard:
     notes: str = ""
     # Short warnings shown by `fsar-bench list methods` (e.g. "assumption: ..." where no code exists).
     labels: list[str] = field(default_factory=list)
+    # preset -> the weights source of the paper ('hub:timm/resnet50.tv_in1k', 'hub:open_clip/RN50-quickgelu/openai');
+    # fsar_bench.weights.weights_status compares a run's weights_source with it.
+    weights: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_mapping(cls, name: str, data: Mapping[str, Any]) -> MethodCard:

@@ -34,13 +34,12 @@ from typing import Any, Generic, TypeVar
 
 import yaml
 
-from fsar_bench.engine.schedule import ScheduleSpec, from_iterations
+from fsar_bench.engine.schedule import OPTIMIZERS, ScheduleSpec, from_iterations
 from fsar_bench.errors import FsarError, unknown
 
 T = TypeVar("T")
 
 SOURCE_KINDS = ("paper:", "official config:", "ours:")
-OPTIMIZERS = ("adam", "sgd")
 # The engine's training colour-jitter strength before recipes existed (engine/runner.py): toy runs keep it.
 HARNESS_JITTER = 0.2
 

@@ -1,8 +1,15 @@
 """Loading pretrained weights, and saying where a model's weights came from.
 
 A method's `weights_source` is 'random-init', 'file:<sha256 prefix>' (a local file) or
-'hub:<tag>' (downloaded by timm / open_clip on a machine with internet). Runs from random
-weights are labelled as such and never ranked with pretrained runs.
+'hub:<tag>' (downloaded by timm / open_clip on a machine with internet): 'hub:timm/<arch>.<tag>'
+or 'hub:open_clip/<model>/<tag>'. Runs from random weights are labelled as such and never ranked
+with pretrained runs.
+
+Weights are named by explicit tag: timm's default for 'resnet50' is 'resnet50.a1_in1k' (timm's
+2021 recipe), not the torchvision ImageNet weights ('resnet50.tv_in1k', IMAGENET1K_V1) that the
+ResNet-50 FSAR papers and their code use. A method card's `weights` maps each preset to the
+weights source of its paper; `weights_status` compares a run's source with it, so an overridden
+tag (`--set weights_tag=...`, `--set pretrained=...` for open_clip) is never shown as the paper's.
 """
 
 from __future__ import annotations
@@ -72,12 +79,44 @@ def load_into(module: nn.Module, path: str | Path, what: str) -> str:
     return f"file:{file_digest(Path(path).expanduser())[:16]}"
 
 
-def timm_backbone(name: str, weights: str | None = None, pretrained: bool = False, **kwargs) -> tuple[nn.Module, str]:
-    """A timm model without classifier, and its weights source."""
+def timm_pretrained_name(name: str, tag: str | None = None) -> str:
+    """'<arch>.<tag>': the weights `timm.create_model(..., pretrained=True)` loads, by explicit tag.
+
+    `tag` (or a tag inside `name`, 'resnet50.tv_in1k') is checked against timm's registry (offline);
+    without one, timm's default tag is made explicit ('resnet50' -> 'resnet50.a1_in1k')."""
+    import timm
+    from timm.models import get_pretrained_cfg
+
+    arch, _, in_name = name.partition(".")
+    if tag and in_name and tag != in_name:
+        raise FsarError(f"timm model {name!r} names the weights tag {in_name!r} but weights_tag is {tag!r}",
+                        "give the tag once (backbone=ARCH weights_tag=TAG)")
+    tag = tag or in_name
+    if not tag:
+        cfg = get_pretrained_cfg(arch)
+        if cfg is None or not cfg.tag:
+            raise FsarError(f"timm has no pretrained weights for {arch!r}",
+                            "pass weights=PATH to a local file, or pretrained=false (labelled random-init)")
+        tag = cfg.tag
+    known = [t.partition(".")[2] for t in timm.list_pretrained(f"{arch}.*")]
+    if tag not in known:
+        from fsar_bench.errors import unknown
+
+        raise unknown("weights tag", tag, known, where=f"of timm model {arch!r}")
+    return f"{arch}.{tag}"
+
+
+def timm_backbone(name: str, weights: str | None = None, pretrained: bool = False, weights_tag: str | None = None,
+                  **kwargs) -> tuple[nn.Module, str]:
+    """A timm model without classifier, and its weights source.
+
+    weights: a local state-dict file (wins; 'file:<digest>'); pretrained: fetch the hub weights named
+    by `weights_tag` (or the tag in `name`; timm's default tag, made explicit, when neither is given)."""
     import timm
 
+    arch = name.partition(".")[0]
     try:
-        model = timm.create_model(name, pretrained=False, num_classes=0, **kwargs)
+        model = timm.create_model(arch, pretrained=False, num_classes=0, **kwargs)
     except RuntimeError as exc:
         raise FsarError(f"timm has no model {name!r} ({exc})", "pick a name from timm.list_models()") from None
     if weights:
@@ -87,14 +126,14 @@ def timm_backbone(name: str, weights: str | None = None, pretrained: bool = Fals
             raise FsarError(f"weights file {weights} does not fit timm {name} ({str(exc).splitlines()[1].strip()})",
                             f"pass weights saved from a timm {name}") from None
     if pretrained:
+        full = timm_pretrained_name(name, weights_tag)
         try:
-            model = timm.create_model(name, pretrained=True, num_classes=0, **kwargs)
+            model = timm.create_model(full, pretrained=True, num_classes=0, **kwargs)
         except Exception as exc:  # noqa: BLE001  (offline, hub errors)
-            raise FsarError(f"could not fetch pretrained timm weights for {name} ({type(exc).__name__})",
+            raise FsarError(f"could not fetch pretrained timm weights {full} ({type(exc).__name__})",
                             "pass weights=PATH to a local file (e.g. --set weights=...), or pretrained=false "
                             "(the run is then labelled random-init)") from None
-        tag = getattr(model, "pretrained_cfg", {}).get("hf_hub_id") or name
-        return model, f"hub:timm/{tag}"
+        return model, f"hub:timm/{full}"
     return model, "random-init"
 
 
@@ -151,12 +190,18 @@ def open_clip_model(name: str, weights: str | None = None, pretrained: str | Non
             raise FsarError(f"weights file {weights} does not fit open_clip {name} "
                             f"({str(exc).splitlines()[1].strip()})", f"pass weights saved from an open_clip {name}") from None
     if pretrained:
+        tags = open_clip.list_pretrained_tags_by_model(name)
+        if pretrained not in tags:
+            from fsar_bench.errors import unknown
+
+            raise unknown("weights tag", str(pretrained), tags or ["(none: pass weights=PATH)"],
+                          where=f"of open_clip model {name!r}")
         try:
             model = open_clip.create_model(name, pretrained=pretrained)
         except Exception as exc:  # noqa: BLE001
             raise FsarError(f"could not fetch open_clip weights {name}/{pretrained} ({type(exc).__name__})",
                             "pass weights=PATH to a local checkpoint, or pretrained=null (labelled random-init)") from None
-        return model, f"hub:open_clip/{name}/{pretrained}"
+        return model, open_clip_source(name, pretrained)
     return model, "random-init"
 
 
@@ -165,3 +210,29 @@ def clip_tokenizer(name: str):
 
     register_tiny_clip()
     return open_clip.get_tokenizer("ViT-B-16" if name in TINY_CLIP_CONFIGS else name)
+
+
+def open_clip_source(name: str, tag: str) -> str:
+    """The weights source of open_clip `name` with pretrained tag `tag` (as `open_clip_model` reports it)."""
+    return f"hub:open_clip/{name}/{tag}"
+
+
+def weights_status(paper: str | None, source: str) -> str:
+    """How a run's weights relate to its paper's (`paper`: the card's `weights` entry of the preset).
+
+    'paper' only when the source is exactly the paper's; the leaderboard presents nothing else as
+    the paper's configuration."""
+    if source == "random-init":
+        return "random-init"
+    if not paper:
+        return "no paper weights declared"
+    if source == paper:
+        return "paper"
+    if source.startswith("file:"):
+        return f"local file, not verified as the paper's weights ({paper})"
+    return f"not the paper's weights (paper: {paper})"
+
+
+def paper_weights(cls: type, preset: str) -> str | None:
+    """The weights source the method's paper used for `preset` (its card's `weights`), if declared."""
+    return dict(getattr(cls.card(), "weights", None) or {}).get(preset)

@@ -25,7 +25,8 @@ def _lrs(spec: ScheduleSpec, n: int, base: float = 1.0) -> list[float]:
 
 
 def test_multistep_with_warmup_hand_computed():
-    spec = ScheduleSpec("multistep", warmup_updates=4, warmup_start_factor=0.2, milestones=(6, 8), factors=(1, 0.1, 0.01))
+    spec = ScheduleSpec("multistep", warmup_updates=4, warmup_start_factor=0.2, milestones=(6, 8),
+                        factors=(1, 0.1, 0.01))
     expected = [0.2, 0.4, 0.6, 0.8, 1.0, 1.0, 0.1, 0.1, 0.01, 0.01]
     assert _lrs(spec, 10, base=1.0) == pytest.approx(expected)
     assert _lrs(spec, 10, base=5e-5) == pytest.approx([5e-5 * f for f in expected])
@@ -69,7 +70,8 @@ def test_released_rule_odd_boundary_and_brute_force():
 
 
 def test_resume_mid_schedule_gives_the_same_lrs(tmp_path):
-    spec = ScheduleSpec("multistep", warmup_updates=3, warmup_start_factor=0.1, milestones=(5, 9), factors=(1, 0.5, 0.1))
+    spec = ScheduleSpec("multistep", warmup_updates=3, warmup_start_factor=0.1, milestones=(5, 9),
+                        factors=(1, 0.5, 0.1))
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 1)
     full = _run(model, spec, 0, 12, None, tmp_path / "full.pt")[0]
@@ -119,3 +121,20 @@ def test_bad_schedules_are_one_line_errors(kwargs):
 def test_spec_round_trips_through_plain_values():
     spec = ScheduleSpec("multistep", warmup_updates=2, warmup_start_factor=0.5, milestones=(4,), factors=(1, 0.1))
     assert ScheduleSpec.from_mapping(spec.as_dict()) == spec
+
+
+def test_sgd_keeps_the_methods_param_groups():
+    from fsar_bench.engine.schedule import build_optimizer
+
+    a, b = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(2))
+    adam = torch.optim.Adam([{"params": [a], "weight_decay": 1e-3}, {"params": [b], "weight_decay": 0.0}], lr=0.1)
+    assert build_optimizer("adam", adam) is adam
+    sgd = build_optimizer("sgd", adam)
+    assert isinstance(sgd, torch.optim.SGD)
+    assert [(g["params"][0] is p, g["lr"], g["weight_decay"]) for g, p in zip(sgd.param_groups, (a, b))] == [
+        (True, 0.1, 1e-3), (True, 0.1, 0.0)]
+    b.grad = torch.ones(2)
+    sgd.step()  # plain SGD: b <- b - lr * grad
+    assert torch.allclose(b.detach(), torch.full((2,), 0.9))
+    with pytest.raises(FsarError, match="unknown optimizer 'adamw'"):
+        build_optimizer("adamw", adam)

@@ -85,7 +85,9 @@ class ScheduleSpec:
 
     def describe(self) -> str:
         """One line for the recipe table, e.g. 'warm-up 500 updates from x0.2; multistep x1 | 1000: x0.1'."""
-        parts = [f"warm-up {self.warmup_updates} updates from x{self.warmup_start_factor:g}"] if self.warmup_updates else []
+        parts = []
+        if self.warmup_updates:
+            parts.append(f"warm-up {self.warmup_updates} updates from x{self.warmup_start_factor:g}")
         if self.kind == "multistep":
             steps = ", ".join(f"{m}: x{f:g}" for m, f in zip(self.milestones, self.factors[1:]))
             parts.append(f"multistep x{self.factors[0]:g}; {steps}")
@@ -174,3 +176,21 @@ def from_iterations(*, steps_iter: int, epochs: Sequence[float], lrs: Sequence[f
             f"{iters_per_update} iterations per update, epoch rule {epoch_rule}")
     return ScheduleSpec("multistep", warmup_updates=warmup, warmup_start_factor=warmup_start_factor,
                         milestones=tuple(milestones), factors=tuple(lrs), note=note)
+
+
+OPTIMIZERS = ("adam", "sgd")
+
+
+def build_optimizer(kind: str, template: torch.optim.Optimizer, momentum: float = 0.0) -> torch.optim.Optimizer:
+    """The recipe's optimiser (`kind`) over the parameter groups of `template`, the method's own
+    `configure_optimizer` result (Adam, with its per-group weight decay, e.g. none on norms).
+
+    'adam' returns `template`; 'sgd' rebuilds the same groups (same LR and weight decay) as plain SGD,
+    as DMGAL's released run_DMGAL.py trains (no momentum, no weight decay in its defaults)."""
+    if kind == "adam":
+        return template
+    if kind != "sgd":
+        raise FsarError(f"unknown optimizer {kind!r}", f"use one of {', '.join(OPTIMIZERS)}")
+    groups = [{"params": g["params"], "lr": g["lr"], "weight_decay": g.get("weight_decay", 0.0)}
+              for g in template.param_groups]
+    return torch.optim.SGD(groups, lr=template.defaults["lr"], momentum=momentum)

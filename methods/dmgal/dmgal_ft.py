@@ -39,7 +39,7 @@ class DMGALFT(Method):
     """DMGAL-FT with the switches of Tables V and VIII.
 
     Args:
-        backbone, pretrained, weights: timm trunk (fsar_bench.weights.timm_backbone); the paper's is
+        backbone, pretrained, weights, weights_tag: timm trunk (fsar_bench.weights.timm_backbone); the paper's is
             ImageNet ResNet-50. output_stride: the trunk's stride (32 = ResNet-50 as published:
             7x7 maps at 224 px; the tiny preset uses 8 so 32-px frames keep 4x4 maps).
         frames, image_size: clip shape (the temporal mixer is built for `frames`).
@@ -53,7 +53,9 @@ class DMGALFT(Method):
     """
 
     presets = {
-        "full": {"backbone": "resnet50", "pretrained": True, "frames": 8, "image_size": 224, "r1": 8, "r2": 8},
+        # torchvision's ImageNet weights: the release calls torchvision resnet50(pretrained=True) (IMAGENET1K_V1)
+        "full": {"backbone": "resnet50", "pretrained": True, "weights_tag": "tv_in1k", "frames": 8, "image_size": 224,
+                 "r1": 8, "r2": 8},
         "tiny": {"backbone": "test_resnet", "pretrained": False, "frames": 8, "image_size": 32, "output_stride": 8,
                  "r1": 8, "r2": 8},
     }
@@ -69,13 +71,15 @@ class DMGALFT(Method):
     default_matcher = "bimhm"
 
     def __init__(self, *, backbone: str = "resnet50", pretrained: bool = False, weights: str | None = None,
-                 frames: int = 8, image_size: int = 224, output_stride: int = 32, r1: int = 8, r2: int = 8,
+                 weights_tag: str | None = None, frames: int = 8, image_size: int = 224, output_stride: int = 32,
+                 r1: int = 8, r2: int = 8,
                  smga: bool = True, cmga: bool = True, temporal_mixer: bool = True, cmga_attention: str = "frame_wise",
                  mga_variant: str = "release", mga_options: Mapping[str, Any] | None = None,
                  episode_chunk: int = 8) -> None:
         super().__init__(frames=frames, image_size=image_size)
         extra = {"output_stride": int(output_stride)} if int(output_stride) != 32 else {}
-        self.encoder, self.weights_source = timm_backbone(backbone, weights=weights, pretrained=pretrained, **extra)
+        self.encoder, self.weights_source = timm_backbone(backbone, weights=weights, pretrained=pretrained,
+                                                          weights_tag=weights_tag, **extra)
         self.feature_dim = dim = int(self.encoder.num_features)
         self.mga = mga_config(mga_variant, mga_options)
         self.smga = SMGA(dim, self.frames, r1, self.mga, temporal_mixer) if smga else None

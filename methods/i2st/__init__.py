@@ -42,7 +42,7 @@ MASKS = frozenset({"masks"})
 class I2ST(Method):
     """I2ST with the switches of the paper's ablations.
 
-    Args (beyond backbone/pretrained/weights/frames/image_size, as in ProtoNet):
+    Args (beyond backbone/pretrained/weights/weights_tag/frames/image_size, as in ProtoNet):
         output_stride: backbone output stride (32 = ResNet-50 as in the paper: 7x7 maps at 224 px;
             the tiny preset uses 16 so that 32-px frames keep 2x2 maps).
         heads, ffn_dim, dropout: the attention layers (heads of every MHA; FFN hidden width).
@@ -58,9 +58,10 @@ class I2ST(Method):
 
     no_decay_on_norms = True  # no weight decay on normalisation layers, as the reference training code
     presets = {
-        "full": {"backbone": "resnet50", "pretrained": True, "frames": 8, "image_size": 224, "output_stride": 32,
-                 "heads": 8, "ffn_dim": 2048, "ipe_hidden": 512, "decoder_channels": [256, 128, 64, 32, 16, 8],
-                 "mask_loss": True},
+        # the ImageNet ResNet-50 of the methods I2ST compares with (OTAM, HyRSM: torchvision IMAGENET1K_V1)
+        "full": {"backbone": "resnet50", "pretrained": True, "weights_tag": "tv_in1k", "frames": 8, "image_size": 224,
+                 "output_stride": 32, "heads": 8, "ffn_dim": 2048, "ipe_hidden": 512,
+                 "decoder_channels": [256, 128, 64, 32, 16, 8], "mask_loss": True},
         "tiny": {"backbone": "test_resnet", "pretrained": False, "frames": 8, "image_size": 32, "output_stride": 16,
                  "heads": 2, "ffn_dim": 96, "ipe_hidden": 32, "decoder_channels": [32, 16, 16, 8, 8],
                  "mask_loss": True},
@@ -77,15 +78,16 @@ class I2ST(Method):
     extra_inputs = MASKS
 
     def __init__(self, *, backbone: str = "resnet50", pretrained: bool = False, weights: str | None = None,
-                 frames: int = 8, image_size: int = 224, output_stride: int = 32, heads: int = 8,
-                 ffn_dim: int = 2048, dropout: float = 0.0, instance_perception: bool = True,
+                 weights_tag: str | None = None, frames: int = 8, image_size: int = 224, output_stride: int = 32,
+                 heads: int = 8, ffn_dim: int = 2048, dropout: float = 0.0, instance_perception: bool = True,
                  t_branch: bool = True, s_branch: bool = True, global_fusion: bool = True, fusion: str = "self",
                  ipe_hidden: int = 512, decoder_channels: Sequence[int] = (256, 128, 64, 32, 16, 8),
                  mask_loss: bool = True, mask_weight: float = 1.0, contrastive_weight: float = 0.05,
                  contrastive_temperature: float = 0.1) -> None:
         super().__init__(frames=frames, image_size=image_size)
         extra = {"output_stride": int(output_stride)} if int(output_stride) != 32 else {}
-        self.encoder, self.weights_source = timm_backbone(backbone, weights=weights, pretrained=pretrained, **extra)
+        self.encoder, self.weights_source = timm_backbone(backbone, weights=weights, pretrained=pretrained,
+                                                          weights_tag=weights_tag, **extra)
         dim = self.encoder.num_features
         self.feature_dim = dim
         self.ipe = InstanceEncoder(dim, ipe_hidden) if instance_perception else None

@@ -19,7 +19,8 @@ from fsar_bench.weights import timm_backbone
 
 class ProtoNet(Method):
     presets = {
-        "full": {"backbone": "resnet50", "pretrained": True, "frames": 8, "image_size": 224},
+        # torchvision's ImageNet weights (IMAGENET1K_V1), as OTAM / TRX / HyRSM, not timm's default a1_in1k
+        "full": {"backbone": "resnet50", "pretrained": True, "weights_tag": "tv_in1k", "frames": 8, "image_size": 224},
         "tiny": {"backbone": "test_resnet", "pretrained": False, "frames": 8, "image_size": 32},
     }
     train_presets = {
@@ -30,9 +31,10 @@ class ProtoNet(Method):
     default_matcher = "proto"
 
     def __init__(self, *, backbone: str = "resnet50", pretrained: bool = False, weights: str | None = None,
-                 frames: int = 8, image_size: int = 224) -> None:
+                 weights_tag: str | None = None, frames: int = 8, image_size: int = 224) -> None:
         super().__init__(frames=frames, image_size=image_size)
-        self.encoder, self.weights_source = timm_backbone(backbone, weights=weights, pretrained=pretrained)
+        self.encoder, self.weights_source = timm_backbone(backbone, weights=weights, pretrained=pretrained,
+                                                          weights_tag=weights_tag)
         self.feature_dim = self.encoder.num_features
 
     def embed(self, clips: Tensor, texts: Sequence[str] | None = None) -> Tensor:
