@@ -416,6 +416,23 @@ def with_overrides(recipe: ResolvedRecipe, values: Mapping[str, Any], where: str
     return replace(recipe, overrides=recipe.overrides | frozenset(new), **new)
 
 
+def override_layers(bench_train: Mapping[str, Any], cli_train: Mapping[str, Any],
+                    sets: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The standard override layers of a run, in order: bench.yaml `train`, each training flag of the
+    command line (`--steps`, `--lr`: cli_train {'steps': ..., 'lr': ...}), then `--set` (only its
+    recipe fields; the rest are method hyperparameters, see `method_sets`)."""
+    layers = [("bench.yaml train", {k: v for k, v in bench_train.items() if k in FIELDS})]
+    layers += [(f"--{k.replace('_', '-')}", {k: v}) for k, v in cli_train.items() if k in FIELDS and v is not None]
+    layers.append(("--set", {k: v for k, v in sets.items() if k in FIELDS}))
+    return [(where, values) for where, values in layers if values]
+
+
+def method_sets(sets: Mapping[str, Any]) -> dict[str, Any]:
+    """The `--set` values that are method hyperparameters (not recipe-only fields such as lr or schedule);
+    frames / image_size are both and stay (the recipe's `method_overrides()` gives the resolved ones)."""
+    return {k: v for k, v in sets.items() if k not in FIELDS or k in METHOD_FIELDS}
+
+
 # -- docs/recipes.md -----------------------------------------------------------------------------------
 
 DOC_SHOTS = (1, 5)
@@ -485,6 +502,19 @@ def render_recipes_doc(methods: Mapping[str, type]) -> str:
         "wins, although several official codes flip SSv2 training queries "
         "(shared notes, training_recipes.md section 4).",
         "",
+        "## Writing a recipe table",
+        "",
+        "A method package ships `<method>.recipes.yaml` (or `recipes.yaml` when it hosts one method) beside "
+        "the method's module, as package data; a class attribute `recipe_file` may name another file. "
+        "Keys: `method`, `presets` (those the table applies to; default `[full]`), `notes`, `defaults`, "
+        "`datasets.<dataset>` (with optional `shots.<shot>`) and `variants.<name>`, each a mapping of "
+        "fields to `{value: ..., source: ...}`. Fields: " + ", ".join(f"`{k}` ({v[0]})" for k, v in FIELDS.items())
+        + ". A `schedule` value is `{kind: constant}`, `{kind: multistep, milestones: [updates], factors: "
+        "[one more than milestones], warmup_updates, warmup_start_factor}`, `{kind: cosine, warmup_updates, "
+        "warmup_start_factor, min_factor, total_updates (default: the run's updates)}` or `{kind: iterations, "
+        "steps_iter, epochs, lrs, iters_per_update, warmup_start_factor, epoch_rule: released | intended}` "
+        "(a SOLVER block of the alibaba / D2ST code, converted to updates).",
+        "",
     ]
     body: list[str] = []
     for name in sorted(methods):
@@ -500,4 +530,5 @@ def hosted_methods() -> dict[str, type]:
 
 
 __all__ = ["RECIPE_FIELDS", "RecipeTable", "ResolvedRecipe", "Sourced", "hosted_methods", "load_table",
-           "method_table", "render_recipes_doc", "resolve_recipe", "with_overrides"]
+           "method_sets", "method_table", "override_layers", "render_recipes_doc", "resolve_recipe",
+           "with_overrides"]

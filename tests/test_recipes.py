@@ -153,3 +153,17 @@ def test_recipes_doc_is_current():
     assert DOC.read_text(encoding="utf-8") == expected, (
         "docs/recipes.md is stale: python -c 'from fsar_bench.recipes import *; "
         "open(\"docs/recipes.md\", \"w\").write(render_recipes_doc(hosted_methods()))'")
+
+
+def test_standard_override_layers():
+    from fsar_bench.recipes import method_sets, override_layers
+
+    sets = {"lr": 2e-4, "frames": 16, "r1": 4}
+    layers = override_layers({"steps": 900, "seed": "1", "num_workers": 2}, {"steps": 300, "lr": None}, sets)
+    assert layers == [("bench.yaml train", {"steps": 900}), ("--steps", {"steps": 300}),
+                      ("--set", {"lr": 2e-4, "frames": 16})]
+    assert method_sets(sets) == {"frames": 16, "r1": 4}
+    r = resolve_recipe(method_class("protonet"), "hmdb51", 1, overrides=layers)
+    assert (r.steps.value, r.steps.source, r.lr.source, r.frames.value) == (
+        300, "override: --steps", "override: --set", 16)
+    assert r.method_overrides() == {"frames": 16, "image_size": 224}
