@@ -2,6 +2,11 @@
 
 Every case: exit code 2, one line on stderr starting "error:" that names the problem and the fix,
 and no run folder written. Cases the engine cannot honour yet are xfail with the reason.
+
+Issue #15 cases are tables (USAGE, NUMBERS, FILES, TRACKING, OUTPUTS, PROCESSES): a new case is one
+line `(arguments, fragment of the error line)`. They run in-process through the real `main()`;
+PROCESSES starts the console script once per class of error (the vendored-click problem of typer
+showed only there).
 """
 
 from __future__ import annotations
@@ -364,7 +369,7 @@ FILES = [  # (bench.yaml content or a marker, extra args, fragment)
     (b"methods: {protonet: {tiny: {image_size: -4}}}\n", [], "image_size: -4 in methods.protonet.tiny in bench.yaml"),
 ]
 TRACKING = [
-    ("file:///tmp/mlruns", "is a file store, which MLflow 3.17 refuses; use a SQLite store, e.g. 'sqlite:////tmp/mlruns/mlflow.db'"),
+    ("file:///tmp/mlruns", "file store, which MLflow 3.17 refuses; use a SQLite store, e.g. 'sqlite:////tmp/mlruns/"),
     ("mlruns", "is a file store, which MLflow 3.17 refuses; use a SQLite store, e.g. 'sqlite:///mlruns/mlflow.db'"),
     ("foo://host/x", "has the unknown scheme 'foo:'"),
     ("sqlite:///FILE/mlflow.db", "FILE is a file, not a folder"),

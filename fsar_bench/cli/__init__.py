@@ -11,6 +11,7 @@ standalone `click` ones, and `except click.ClickException` misses the former.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -75,6 +76,7 @@ def _usage_line(exc: BaseException, argv: list[str]) -> str:
     message = one_line(str(exc.format_message()).strip().rstrip("."))  # type: ignore[attr-defined]
     if message[:1].isupper() and message[1:2].islower():
         message = message[0].lower() + message[1:]
+    message = re.sub(r": ([A-Z])(?=[a-z])", lambda m: ": " + m.group(1).lower(), message, count=1)
     fix = f"see `{path} --help`"
     opts = list(getattr(getattr(exc, "param", None), "opts", None) or [])
     given = _given_value(argv, [o for o in opts if o.startswith("-")]) if opts else None
