@@ -138,3 +138,48 @@ def test_sgd_keeps_the_methods_param_groups():
     assert torch.allclose(b.detach(), torch.full((2,), 0.9))
     with pytest.raises(FsarError, match="unknown optimizer 'adamw'"):
         build_optimizer("adamw", adam)
+
+
+def _alibaba_lr_factor(i: int, s: int, epochs: list, lrs: list, start: float, rule: str) -> float:
+    """The LR multiple the alibaba / D2ST code sets at iteration i (models/utils/lr_policy.py
+    get_lr_at_epoch with steps_with_relative_lrs, WARMUP_EPOCHS 1, MAX_EPOCH 10), written out here."""
+    epoch = (i // s + i / s) if rule == "released" else i / s
+
+    def policy(e: float) -> float:
+        steps = [*epochs, 10]
+        for ind, step in enumerate(steps):  # noqa: B007  (the released loop: past the end, ind stays last)
+            if e < step:
+                break
+        return lrs[ind - 1]
+
+    if epoch < 1:
+        return epoch * (policy(1) - start) + start
+    return policy(epoch)
+
+
+def _table_schedules():
+    """Every SOLVER block written in the hosted methods' recipe tables."""
+    from fsar_bench.recipes import hosted_methods, method_table
+
+    out = []
+    for name, cls in sorted(hosted_methods().items()):
+        table = method_table(cls)
+        for ds, entries in (table.datasets.items() if table else []):
+            raw = entries.get("schedule")
+            if raw is not None and raw.value.get("kind") == "iterations":
+                out.append(pytest.param(dict(raw.value), id=f"{name}-{ds}"))
+    return out
+
+
+@pytest.mark.parametrize("raw", _table_schedules())
+def test_table_schedules_match_the_released_code_at_every_update(raw):
+    raw.pop("kind")
+    spec = from_iterations(**raw)
+    s, ipu = raw["steps_iter"], raw["iters_per_update"]
+    start, rule = raw["warmup_start_factor"], raw["epoch_rule"]
+    for u in range(0, 12 * s // ipu):  # past MAX_EPOCH under either rule
+        i = (u + 1) * ipu - 1  # the iteration whose LR update u uses
+        ours, theirs = lr_factor(spec, u), _alibaba_lr_factor(i, s, raw["epochs"], raw["lrs"], start, rule)
+        # in the warm-up, ours counts from update 0: at most ipu - 1 iterations behind
+        tol = (ipu - 1) / s * abs(1 - start) + 1e-12 if u < spec.warmup_updates else 1e-12
+        assert abs(ours - theirs) <= tol, (u, ours, theirs)

@@ -4,7 +4,8 @@ The LR factor is a pure function of the update index u (`lr_factor`), so a resum
 same LR sequence as an uninterrupted one: the scheduler's state_dict holds only u (`last_epoch`)
 and the base LRs (the factor function is a plain closure, which LambdaLR does not pickle).
 
-    factor(u) = warm-up:    s + (f(W) - s) * u / W              for u < W  (linear, from s to f(W))
+    factor(u) = warm-up:    s + (t - s) * u / W                 for u < W  (linear from s to t; t = f(W)
+                                                                            unless warmup_target_factor is set)
                 multistep:  factors[k], k = #milestones <= u
                 cosine:     m + (1 - m) * (1 + cos(pi * (u - W) / (T - W))) / 2, T = total_updates
                 constant:   1
@@ -39,6 +40,7 @@ class ScheduleSpec:
     kind: str = "constant"
     warmup_updates: int = 0
     warmup_start_factor: float = 1.0
+    warmup_target_factor: float | None = None  # the factor the warm-up ramps to (None: the factor at update W)
     milestones: tuple[int, ...] = ()  # multistep: updates at which the factor changes (ascending)
     factors: tuple[float, ...] = ()  # multistep: len(milestones) + 1 factors; factors[0] before the first
     total_updates: int = 0  # cosine: the update at which the cosine reaches min_factor
@@ -87,7 +89,9 @@ class ScheduleSpec:
         """One line for the recipe table, e.g. 'warm-up 500 updates from x0.2; multistep x1 | 1000: x0.1'."""
         parts = []
         if self.warmup_updates:
-            parts.append(f"warm-up {self.warmup_updates} updates from x{self.warmup_start_factor:g}")
+            target = _step_factor(self, self.warmup_updates) if self.warmup_target_factor is None \
+                else self.warmup_target_factor
+            parts.append(f"warm-up {self.warmup_updates} updates from x{self.warmup_start_factor:g} to x{target:g}")
         if self.kind == "multistep":
             steps = ", ".join(f"{m}: x{f:g}" for m, f in zip(self.milestones, self.factors[1:]))
             parts.append(f"multistep x{self.factors[0]:g}; {steps}")
@@ -113,7 +117,7 @@ def lr_factor(spec: ScheduleSpec, update: int) -> float:
     u = max(int(update), 0)
     w = spec.warmup_updates
     if u < w:
-        target = _step_factor(spec, w)
+        target = _step_factor(spec, w) if spec.warmup_target_factor is None else spec.warmup_target_factor
         return spec.warmup_start_factor + (target - spec.warmup_start_factor) * u / w
     return _step_factor(spec, u)
 
@@ -172,10 +176,15 @@ def from_iterations(*, steps_iter: int, epochs: Sequence[float], lrs: Sequence[f
 
     milestones = [to_update(_iteration_at_epoch(e, steps_iter, epoch_rule)) for e in epochs[1:]]
     warmup = to_update(_iteration_at_epoch(warmup_epochs, steps_iter, epoch_rule)) if warmup_start_factor != 1.0 else 0
+    # lr_policy.get_lr_at_epoch ramps to the policy's LR AT epoch WARMUP_EPOCHS (epoch-domain), which the
+    # released rule skips (epoch jumps from (S-1)/S to 2): e.g. HyRSM HMDB51's STEPS [0, 2, ...] ramps to 1x,
+    # then drops to 0.5x at once.
+    target = float(lrs[max(j for j, e in enumerate(epochs) if e <= warmup_epochs)])
     note = (f"STEPS_ITER {steps_iter} iterations, STEPS {list(epochs)}, LRS {list(lrs)}, "
             f"{iters_per_update} iterations per update, epoch rule {epoch_rule}")
     return ScheduleSpec("multistep", warmup_updates=warmup, warmup_start_factor=warmup_start_factor,
-                        milestones=tuple(milestones), factors=tuple(lrs), note=note)
+                        warmup_target_factor=target if warmup else None, milestones=tuple(milestones),
+                        factors=tuple(lrs), note=note)
 
 
 OPTIMIZERS = ("adam", "sgd")
