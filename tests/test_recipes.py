@@ -13,10 +13,10 @@ from fsar_bench.protocol import Method
 from fsar_bench.recipes import (
     RECIPE_FIELDS,
     SOURCE_KINDS,
+    hosted_methods,
     load_table,
     method_table,
     render_recipes_doc,
-    hosted_methods,
     resolve_recipe,
     with_overrides,
 )
