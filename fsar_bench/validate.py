@@ -57,12 +57,13 @@ def check_run_numbers(*, way: int | None = None, shot: int | None = None, query:
 
 
 # -- methods ---------------------------------------------------------------------------------------
-def check_zero_shot(method: str, cls: type, shot: int) -> None:
+def check_zero_shot(method: str, cls: type, shot: int, source: str = "--shot 0") -> None:
     """`--shot 0` only for methods that declare a zero-shot path (`Method.zero_shot = True`); the
     others would score episodes without supports as a constant (chance accuracy, CI 0)."""
     if shot == 0 and not getattr(cls, "zero_shot", False):
-        raise FsarError(f"method {method!r} has no zero-shot path (it needs support videos)",
-                        "pass --shot 1 or more, or a zero-shot method (`fsar-bench list methods`)")
+        fix = "pass --shot 1 or more" if source == "--shot 0" else f"remove 0 from {source}"
+        raise FsarError(f"method {method!r} has no zero-shot path ({source}; it needs support videos)",
+                        f"{fix}, or use a zero-shot method (`fsar-bench list methods`)")
 
 
 _POSITIVE_HPARAMS = ("frames", "image_size")  # Method.__init__'s own: a video has >= 1 frame of >= 1 pixel

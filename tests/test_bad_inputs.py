@@ -442,6 +442,12 @@ def test_bad_config_file(content, args, fragment, workdir, cli, monkeypatch):
     nothing_half_written(workdir)
 
 
+def test_zero_shot_sweep_point_of_a_method_without_it(workdir, cli):
+    (workdir / "bench.yaml").write_text("sweeps:\n  shot: {shots: [0, 1]}\n")
+    single_error_line(cli("sweep", "shot", "--method", "protonet"), "remove 0 from sweeps.shot.shots in bench.yaml")
+    nothing_half_written(workdir)
+
+
 @pytest.mark.parametrize("uri,fragment", TRACKING, ids=[u for u, _ in TRACKING])
 def test_bad_tracking_uri_before_the_run_folder(uri, fragment, workdir, cli, monkeypatch):
     args = _place(workdir, ["run", "protonet", "--dataset", "toy-appearance", "--tracking-uri", uri])

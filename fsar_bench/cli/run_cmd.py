@@ -52,14 +52,15 @@ def cli_config(config: Optional[Path], results_dir: Optional[Path], tracking_uri
     return cfg
 
 
-def check_method_inputs(method: str, shot: int, overrides: dict, cfg=None, preset: Optional[str] = None) -> None:
+def check_method_inputs(method: str, shot: int, overrides: dict, cfg=None, preset: Optional[str] = None,
+                        shot_source: str = "--shot 0") -> None:
     """Zero-shot support and the types of the --set values (and of bench.yaml's method overrides),
     against what the method class declares."""
     from fsar_bench.registry import method_class
     from fsar_bench.validate import check_overrides, check_zero_shot
 
     cls = method_class(method)
-    check_zero_shot(method, cls, shot)
+    check_zero_shot(method, cls, shot, shot_source)
     check_overrides(method, cls, overrides)
     if cfg is not None:
         for name in ([preset] if preset else list(cls.presets)):
@@ -95,6 +96,8 @@ def run(
     tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI"),
     nproc: int = typer.Option(1, "--nproc", help="processes on this machine (one per GPU): re-runs this "
                               "command under torchrun for DDP training and sharded evaluation"),
+    launcher: str = typer.Option("local", help="local (run here) or submitit (run as a cluster job; bench.yaml "
+                                 "launcher: section, docs/cluster.md)"),
 ) -> None:
     """Train METHOD episodically and evaluate it on the frozen canonical test episodes.
 
@@ -118,6 +121,12 @@ def run(
     proto = cfg["protocol"]
     shot = proto["shot"] if shot is None else shot
     check_method_inputs(method, shot, overrides, cfg, preset)
+    from fsar_bench.launch import check_launcher
+
+    check_launcher(launcher, cfg)
+    if launcher != "local" and nproc > 1:
+        raise FsarError("--nproc starts torchrun on this machine, not in a cluster job",
+                        "drop --nproc and set launcher.gpus_per_job in bench.yaml (docs/cluster.md)")
     if nproc > 1:
         sys.exit(_launch_torchrun(ctx, nproc))
     from fsar_bench.engine.runner import RunSpec, execute
@@ -133,6 +142,11 @@ def run(
         root=str(root) if root else None, train_root=str(train_root) if train_root else None,
         episode_batch=episode_batch,
     )
+    if launcher != "local":  # one job through submitit; the job writes the same run folder and MLflow run
+        from fsar_bench.launch import launch_points
+
+        print_summary(launch_points(f"run-{method}-{dataset}", [(method, spec)], cfg, None)[0].summary)
+        return
     from fsar_bench.engine import distributed
 
     main = distributed.launched_rank() == 0  # under torchrun, rank 0 alone reports

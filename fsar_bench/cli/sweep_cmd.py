@@ -22,6 +22,8 @@ def sweep(
     config: Optional[Path] = typer.Option(None, help="bench.yaml to read"),
     results_dir: Optional[Path] = typer.Option(None, help="where run folders go"),
     tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI"),
+    launcher: str = typer.Option("local", help="local (this process runs every point) or submitit (each point "
+                                 "a cluster job; bench.yaml launcher: section, docs/cluster.md)"),
 ) -> None:
     """Run an experiment suite: one MLflow parent run, a child run per point, and a plot.
 
@@ -32,6 +34,8 @@ def sweep(
       fsar-bench sweep frames --method dmgal_ft --dataset ssv2_small
 
       fsar-bench sweep cross-dataset --method i2st
+
+      fsar-bench sweep shot --method dmgal_ft --dataset ucf101 --launcher submitit
     """
     from fsar_bench.cli.run_cmd import check_method_inputs, cli_config, parse_sets
     from fsar_bench.validate import check_output_folder, check_run_numbers
@@ -41,9 +45,15 @@ def sweep(
     if plot_dir is not None:
         check_output_folder(plot_dir, "--plot-dir")
     cfg = cli_config(config, results_dir, tracking_uri)
+    from fsar_bench.launch import check_launcher
+
+    check_launcher(launcher, cfg)
     proto = cfg["protocol"]
     if kind != "efficiency":  # (efficiency sweeps take their methods from the suite)
-        check_method_inputs(method, max(proto["shot"], 1), overrides, cfg, preset)  # shot sweeps set their own
+        shots = cfg["sweeps"]["shot"].get("shots", []) if kind == "shot" else []
+        source = f"sweeps.shot.shots in {cfg.source}" if shots else "protocol.shot"
+        for shot in shots or [proto["shot"]]:  # a shot suite with 0 needs a zero-shot method
+            check_method_inputs(method, shot, overrides, cfg, preset, source)
     from fsar_bench.engine.runner import RunSpec
     from fsar_bench.engine.sweep import run_sweep
     from fsar_bench.ui import stage_progress
@@ -52,7 +62,7 @@ def sweep(
                    episodes=proto["test_episodes"] if episodes is None else episodes, preset=preset, matcher=matcher,
                    overrides=overrides, train={"steps": steps} if steps is not None else {})
     with stage_progress() as progress:
-        result = run_sweep(kind, base, cfg, retrain=retrain, plot_dir=plot_dir, progress=progress)
+        result = run_sweep(kind, base, cfg, retrain=retrain, plot_dir=plot_dir, progress=progress, launcher=launcher)
     from rich.console import Console
     from rich.table import Table
 
