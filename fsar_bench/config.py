@@ -37,6 +37,7 @@ DEFAULTS: dict[str, Any] = {
         "cross-dataset": {"pairs": [["kinetics100", "hmdb51"], ["kinetics100", "ssv2_small"]]},
         "efficiency": {"methods": ["protonet"]},
     },
+    "launcher": {},  # cluster jobs of `--launcher submitit`: fsar_bench.launch.config, docs/cluster.md
 }
 PROTOCOL_KEYS = set(DEFAULTS["protocol"])
 DATASET_KEYS = {"root", "layout", "masks"}
@@ -158,6 +159,9 @@ def _validate(data: dict[str, Any], where: str) -> None:
     for key, value in data.items():
         if key in VALUE_CHECKS and (value is not None or key == "tracking_uri"):
             _check_value(key, value, where)
+    from fsar_bench.launch.config import validate as validate_launcher
+
+    validate_launcher(data.get("launcher"), where)
     for key, value in (data.get("protocol") or {}).items():
         if key not in PROTOCOL_KEYS:
             raise unknown("protocol key", key, PROTOCOL_KEYS, where=f"in {where}")

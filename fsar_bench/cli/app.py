@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 
 from fsar_bench.cli import (
-    check_cmd, compare_cmd, data_cmd, episodes_cmd, leaderboard_cmd, listing, profile_cmd, run_cmd, sweep_cmd,
+    check_cmd, compare_cmd, data_cmd, episodes_cmd, leaderboard_cmd, listing, profile_cmd, run_cmd, status_cmd,
+    sweep_cmd,
 )
 
 app = typer.Typer(
@@ -26,6 +27,7 @@ app.add_typer(data_cmd.app, name="data")
 app.add_typer(episodes_cmd.app, name="episodes")
 run_cmd.register(app)
 sweep_cmd.register(app)
+status_cmd.register(app)
 profile_cmd.register(app)
 compare_cmd.register(app)
 check_cmd.register(app)

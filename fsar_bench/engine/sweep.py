@@ -60,7 +60,8 @@ def _points(kind: str, base: RunSpec, suite: dict[str, Any], retrain: bool) -> l
 
 
 def run_sweep(kind: str, base: RunSpec, config: BenchConfig, retrain: bool = False, plot_dir: Path | None = None,
-              progress: Progress | None = None, log: Callable[[str], None] = print) -> SweepResult:
+              progress: Progress | None = None, log: Callable[[str], None] = print,
+              launcher: str = "local") -> SweepResult:
     if kind not in KINDS:
         raise unknown("sweep", kind, KINDS)
     suite = config["sweeps"].get(kind)
@@ -80,11 +81,16 @@ def run_sweep(kind: str, base: RunSpec, config: BenchConfig, retrain: bool = Fal
     done: list[SweepPoint] = []
     try:
         weights: str | None = None
+        jobs = None  # --launcher submitit: every point a cluster job of one group (fsar_bench.launch)
+        if launcher != "local":
+            from fsar_bench.launch import launch_sweep_points
+
+            jobs = iter(launch_sweep_points(name, [(p[0], p[2]) for p in points], config, parent, reuse, log))
         for label, x, spec in points:
             if reuse and weights:
                 spec = dataclasses.replace(spec, no_train=True, init_from=weights)
             log(f"sweep {kind}: point {label}")
-            result = execute(spec, config, progress=progress, log=log, parent_run_id=parent)
+            result = next(jobs) if jobs else execute(spec, config, progress=progress, log=log, parent_run_id=parent)
             if reuse and weights is None and (result.run_dir / "final.pt").exists():
                 weights = str(result.run_dir / "final.pt")
             profile = _profile(spec, config) if kind == "efficiency" else None
