@@ -77,10 +77,19 @@ def background_levels(frames: np.ndarray) -> np.ndarray:
     return frames[:, 16:, :SIZE, :].reshape(len(frames), -1).mean(axis=1)
 
 
+def installed_decord():
+    """decord, loaded as fsar-bench loads it (video.import_decord: a plain `import decord` in the
+    test process would put its FFmpeg in the global symbol scope for every later test)."""
+    try:
+        return video_mod.import_decord()
+    except ImportError:
+        pytest.skip("decord (decord2) is not installed")
+
+
 def raw_decord_problem(path: Path) -> str | None:
     """What the installed decord itself does with `path` (no fsar-bench code): None if its
     get_batch returns [T, H, W, 3], else its error."""
-    decord = pytest.importorskip("decord")
+    decord = installed_decord()
     try:
         batch = decord.VideoReader(str(path), num_threads=1).get_batch([0]).asnumpy()
     except Exception as exc:  # noqa: BLE001
@@ -128,7 +137,7 @@ def test_decodes_each_container_at_segment_centres(tmp_path, monkeypatch, backen
                                                   ("mp4", 64, 30), ("webm", 160, 30), ("avi", 34, 7)])
 def test_decord_and_pyav_return_identical_frames(tmp_path, ext, width, n):
     """Same frame count and bit-identical frames, so the test frames do not depend on the backend."""
-    pytest.importorskip("decord")
+    installed_decord()
     path = write_video(tmp_path / f"clip.{ext}", ext, n=n, width=width)
     assert raw_decord_problem(path) is None, "a width the installed decord decodes is needed here"
     every = lambda k: list(range(k))  # noqa: E731
@@ -142,7 +151,7 @@ def test_decord_and_pyav_return_identical_frames(tmp_path, ext, width, n):
 @pytest.mark.parametrize("width", [2, 24, 32, 48, 96, 144, 10, 40, 64, 100, 146, 160, 320])
 def test_decord2_3_4_0_width_characterisation(tmp_path, width):
     """decord2 3.4.0 fails exactly on DECORD_BAD_WIDTHS (video.py); other versions: see the test above."""
-    decord = pytest.importorskip("decord")
+    decord = installed_decord()
     if getattr(decord, "__version__", "") != "3.4.0":
         pytest.skip(f"characterises decord2 3.4.0; {decord.__version__} is installed")
     path = write_video(tmp_path / "clip.avi", "avi", n=2, width=width)
@@ -150,6 +159,52 @@ def test_decord2_3_4_0_width_characterisation(tmp_path, width):
     assert (problem is not None) == (width in video_mod.DECORD_BAD_WIDTHS), problem
     if problem:
         assert "DECORDArrayCopyFromTo" in problem
+
+
+ENCODE_AFTER = """
+import hashlib, sys
+from pathlib import Path
+import numpy as np
+
+def encode(path, width):
+    import av  # after decord, like the toy generator in a process that decoded first
+
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=12)
+        stream.width, stream.height, stream.pix_fmt = width, 32, "yuv420p"
+        stream.codec_context.thread_count = 1
+        rng = np.random.default_rng(0)
+        for t in range(24):
+            frame = rng.integers(0, 256, (32, width, 3), dtype=np.uint8)  # busy content: encoder builds differ
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+mode, out = sys.argv[1], Path(sys.argv[2])
+if mode != "plain":  # load decord and decode with it first
+    import fsar_bench.data.video as video_mod
+    video_mod.import_decord() if mode == "fsar" else __import__("decord")
+    encode(out.with_name("probe.mp4"), 40)
+    assert video_mod._decord_read(out.with_name("probe.mp4"), lambda n: [0])[1].shape == (1, 32, 40, 3)
+encode(out, 64)
+print(hashlib.sha256(out.read_bytes()).hexdigest())
+"""
+
+
+def test_pyav_encodes_the_same_bytes_after_decord_is_loaded(tmp_path):
+    """decord loads its own FFmpeg/libx264 RTLD_GLOBAL, and PyAV imported after it bound to that
+    copy (toy videos written in a process that decoded first came out different; with a plain
+    `import decord` in place of video.import_decord the digests here differ)."""
+    installed_decord()
+
+    def digest(mode: str) -> str:
+        proc = subprocess.run([sys.executable, "-c", ENCODE_AFTER, mode, str(tmp_path / f"{mode}.mp4")],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.split()[-1]
+
+    assert digest("fsar") == digest("plain")
 
 
 # -- decoder log lines (#15): our one-line error, no ffmpeg/decord chatter before it ---------------------
@@ -186,7 +241,7 @@ BAD_FILES = {  # name: writer
 def test_decoder_log_lines_are_silenced(tmp_path, monkeypatch, capfd, backend, name):
     """Without the filter decord prints e.g. `[09:13:10] /project/src/video/video_reader.cc:86: ERROR
     opening ...` and its FFmpeg `[mov,mp4,... @ 0x55..] moov atom not found` to fd 2."""
-    pytest.importorskip("decord")
+    installed_decord()
     monkeypatch.setattr(video_mod, "_BACKEND", backend)
     real = video_mod._decord_read
 

@@ -57,9 +57,43 @@ class DecordWidthBug(ValueError):
 Selector = Callable[[int], list[int]] | None
 
 
-def _decord_read(path: Path, select: Selector) -> tuple[list[int], np.ndarray | None]:
-    import decord
+_import_lock = threading.Lock()
 
+
+def import_decord():
+    """`import decord`, with its native library loaded RTLD_LOCAL.
+
+    decord's loader dlopens libdecord.so RTLD_GLOBAL, which puts its bundled FFmpeg and libx264
+    (another build than PyAV's, with the same versioned symbols) in the global symbol scope; PyAV
+    imported afterwards binds its FFmpeg calls to decord's copy, so it then encodes other bytes
+    (the toy generator, in a process that decoded first) and decodes with another build: the
+    result depended on which package was imported first. Loaded locally, each package uses its
+    own FFmpeg. (The CUDA libraries decord preloads stay global: its GPU decoder needs them so.)
+    """
+    import sys
+
+    if "decord" in sys.modules:
+        return sys.modules["decord"]
+    import ctypes
+
+    with _import_lock:
+        real = ctypes.CDLL
+
+        def cdll(name, mode=ctypes.DEFAULT_MODE, *args, **kwargs):
+            if name and os.path.basename(str(name)).startswith("libdecord"):
+                mode = ctypes.RTLD_LOCAL
+            return real(name, mode, *args, **kwargs)
+
+        ctypes.CDLL = cdll  # type: ignore[misc,assignment]
+        try:
+            import decord
+        finally:
+            ctypes.CDLL = real  # type: ignore[misc]
+    return decord
+
+
+def _decord_read(path: Path, select: Selector) -> tuple[list[int], np.ndarray | None]:
+    decord = import_decord()
     silence_decord(decord)
     vr = decord.VideoReader(str(path), num_threads=1)
     n = len(vr)
