@@ -89,7 +89,8 @@ class Identity:
     canonical: bool = _f("the episode set is a locked standard set and all its videos were present", False,
                          mlflow="param")
     canonical_reason: str = _f("why the run is or is not canonical", "")
-    data_version: str = _f("the data the run saw: `toy-<generator>/v<N>` (toy generator version) or "
+    data_version: str = _f("the data the run saw: `toy-<generator>/v<N>+sha256:<16 hex>` (toy generator version "
+                           "and the digest of the dataset's manifest) or "
                            "`test-videos/sha256:<hex>`, the availability digest (docs/datasets.md, `data check`) "
                            "of the test-split videos present", "", mlflow="param")
     weights_source: str = _f("`random-init`, `file:<sha256 prefix>` or `hub:<tag>` (where the initial weights "
