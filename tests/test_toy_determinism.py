@@ -2,7 +2,8 @@
 whatever was imported or allocated before, and the bytes the canonical manifest digest locks.
 
 Before generator version 4, 3-9% of the videos differed between processes: libx264's
-macroblock-tree rate control made encodes of identical frames depend on the heap (toy.py)."""
+macroblock-tree rate control made encodes of identical frames depend on the heap (toy.py); and a
+process that had loaded decord first encoded with decord's libx264 (fixed in data/video.py)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ N_VIDEOS = 12  # per kind; the old encoder changed about one video in twenty
 PRELUDES = {
     "numpy-only": "import numpy",
     "torch-first": "import torch; torch.randn(512, 512) @ torch.randn(512, 512)",
+    # decord bundles another FFmpeg/libx264 build; loaded first, it must not become PyAV's (video.import_decord)
+    "decord-first": "from fsar_bench.data import video\ntry:\n    video.import_decord()\nexcept ImportError:\n    pass",
     "allocations": "import numpy as np; r = np.random.default_rng(1); "
                    "keep = [np.empty(int(n), np.uint8) for n in r.integers(1, 1 << 21, 300)][::3]; "
                    "odd = np.empty(10**7 + 13, np.uint8)[13:].view(np.uint8)",
