@@ -9,19 +9,30 @@ Third parties subclass `Method` and `Matcher` (which give working defaults for t
 batching) and register them under the entry-point groups `fsar_bench.methods` and
 `fsar_bench.matchers`. `MethodLike` and `MatcherLike` state the minimal contract as
 `typing.Protocol`s for code that only consumes methods.
+
+This module is a leaf: it imports no engine and no registry (only for type checking). The
+registry resolves a matcher's class and hands it to `Method.set_matcher`; the engine registers
+the shared episodic loop that `Method.fit` runs (`register_training_loop`), and calls the
+`prepare_training` hook before it builds the training episodes.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, Union, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Union, runtime_checkable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from fsar_bench.errors import FsarError, unknown
+
+if TYPE_CHECKING:
+    from fsar_bench.data.source import VideoSource
+    from fsar_bench.engine.train import TrainConfig, TrainData, TrainState
 
 # Per-video features: a tensor with the batch first ([B, T, D], [B, T, P, D], ...), or a mapping
 # of such tensors when a method needs several streams (I2ST: image and instance features).
@@ -138,6 +149,37 @@ def group_by_class(support: Tensor, support_labels: Tensor, way: int) -> Tensor:
     return support[rows, order].view(e, way, s // way, *support.shape[2:])
 
 
+def check_init_kwargs(kind: str, name: str, cls: type, kwargs: Mapping[str, Any]) -> None:
+    """Reject a keyword `cls.__init__` does not take, with a did-you-mean (classes taking **kwargs pass)."""
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    allowed = [p for p in params if p != "self"]
+    for key in kwargs:
+        if key not in allowed:
+            raise unknown(f"hyperparameter of {kind} {name!r},", key, allowed)
+
+
+TrainingLoop = Callable[["Method", "TrainData", "TrainConfig"], "TrainState"]
+_installed: dict[str, Callable[..., Any]] = {}  # 'training_loop' (the engine), 'matcher_class' (the registry)
+
+
+def register_training_loop(loop: TrainingLoop) -> None:
+    """Install the loop `Method.fit` runs by default (fsar_bench.engine.train does, on import)."""
+    _installed["training_loop"] = loop
+
+
+def register_matcher_resolver(resolve: Callable[[str], type[Matcher]]) -> None:
+    """Install the name -> matcher class lookup of `Method.set_matcher(name)` (fsar_bench.registry does)."""
+    _installed["matcher_class"] = resolve
+
+
+def _installed_hook(key: str, module: str) -> Callable[..., Any]:
+    if key not in _installed:
+        raise FsarError(f"no {key.replace('_', ' ')} is installed", f"import {module} first")
+    return _installed[key]
+
+
 @dataclass
 class MethodCard:
     """What a leaderboard says about a method (rendered from `card.yaml` next to the method)."""
@@ -201,23 +243,28 @@ class Method(nn.Module):
         self.feature_dim: int = 0
         self.weights_source: str = "random-init"
         self.matcher: Matcher = nn.Identity()  # type: ignore[assignment]  # replaced by set_matcher
+        self.matcher_cls: type[Matcher] = Matcher
+        self.matcher_name = ""
         self.hparams: dict[str, Any] = {}
         self.preset: str = ""
 
     # -- matcher -----------------------------------------------------------------------------
     def build_matcher(self, name: str, **kwargs: Any) -> Matcher:
-        """Build the named matcher for this method; override to compose (e.g. C-MGA + metric)."""
-        from fsar_bench.registry import create_matcher, matcher_class
+        """Build `self.matcher_cls`, registered as `name`; override to compose (e.g. C-MGA + metric).
 
-        cls = matcher_class(name)
-        params = inspect.signature(cls.__init__).parameters
-        if "dim" in params and "dim" not in kwargs:
+        A matcher taking `dim` gets the method's `feature_dim` unless `dim` is given."""
+        cls = self.matcher_cls
+        if "dim" in inspect.signature(cls.__init__).parameters and "dim" not in kwargs:
             kwargs["dim"] = self.feature_dim
-        return create_matcher(name, **kwargs)
+        check_init_kwargs("matcher", name, cls, kwargs)
+        return cls(**kwargs)
 
-    def set_matcher(self, name: str | None = None, **kwargs: Any) -> None:
-        self.matcher = self.build_matcher(name or self.default_matcher, **kwargs)
-        self.matcher_name = name or self.default_matcher
+    def set_matcher(self, name: str, matcher_cls: type[Matcher] | None = None, **kwargs: Any) -> None:
+        """Attach the matcher registered as `name`; `create_method` passes its class, resolved by the
+        registry (without it, the class is looked up in the registry, which must be imported)."""
+        self.matcher_cls = matcher_cls or _installed_hook("matcher_class", "fsar_bench.registry")(name)
+        self.matcher = self.build_matcher(name, **kwargs)
+        self.matcher_name = name
 
     # -- the protocol --------------------------------------------------------------------------
     def set_dataset(self, card: Any) -> None:
@@ -253,11 +300,15 @@ class Method(nn.Module):
         loss = F.cross_entropy(logits, batch.query_labels)
         return {"loss": loss, "ce": loss.detach(), "logits": logits.detach()}
 
-    def fit(self, data: Any, config: Any) -> Any:
-        """Episodic training; the shared loop calls `training_loss` per episode."""
-        from fsar_bench.engine.train import train_episodic
+    def prepare_training(self, source: VideoSource) -> None:
+        """Hook called with the training data source before the training episodes are built.
 
-        return train_episodic(self, data, config)
+        A method whose inputs depend on the data decides them here, e.g. I2ST drops `masks` from
+        its `extra_inputs` (and its mask loss) when the dataset has no instance masks."""
+
+    def fit(self, data: TrainData, config: TrainConfig) -> TrainState:
+        """Episodic training: the engine's shared loop, calling `training_loss` per episode."""
+        return _installed_hook("training_loop", "fsar_bench.engine.train")(self, data, config)
 
     def configure_optimizer(self, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
         """Adam with coupled L2 weight decay; with `no_decay_on_norms`, none on normalisation layers'
@@ -284,7 +335,9 @@ class Method(nn.Module):
         if not path.exists():
             path = here.with_name("card.yaml")
         data = yaml.safe_load(path.read_text()) if path.exists() else {}
-        return MethodCard.from_mapping(cls.name or cls.__name__, data or {})
+        data = dict(data or {})
+        data.setdefault("default_matcher", cls.default_matcher)  # no card (or no key): what the class declares
+        return MethodCard.from_mapping(cls.name or cls.__name__, data)
 
     def parameter_counts(self) -> dict[str, int]:
         total = sum(p.numel() for p in self.parameters())

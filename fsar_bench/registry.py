@@ -1,23 +1,29 @@
-"""Registry of methods and matchers, discovered through entry points.
+"""Registries of methods and matchers, discovered through entry points.
 
 Built-in methods and matchers are declared in pyproject.toml under the same entry-point groups
 a third-party package uses (`fsar_bench.methods`, `fsar_bench.matchers`), so the core never
-names a method. Entry points are loaded lazily; a plugin that fails to import is listed as
-unavailable with its reason instead of breaking the CLI.
+names a method. One generic `Registry[T]` serves both: lazy loading, did-you-mean, origin and
+status; a plugin that fails to import is listed as unavailable with its reason instead of
+breaking the CLI. `create_method` resolves the matcher class here and hands it to the method,
+so the protocol (fsar_bench.protocol) imports no registry.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from fsar_bench.errors import FsarError, unknown
-from fsar_bench.protocol import Matcher, Method
+from fsar_bench.protocol import Matcher, Method, check_init_kwargs, register_matcher_resolver
 
 METHOD_GROUP = "fsar_bench.methods"
 MATCHER_GROUP = "fsar_bench.matchers"
+MATCHER_PREFIX = "matcher."  # overrides named matcher.<key> are matcher hyperparameters
+T = TypeVar("T", bound=type)
 
 
 @dataclass
@@ -34,8 +40,6 @@ class Entry:
         if self.obj is None and self.error is None:
             module_name, _, attr = self.target.partition(":")
             try:
-                import importlib
-
                 obj: Any = importlib.import_module(module_name)
                 for part in attr.split("."):
                     obj = getattr(obj, part)
@@ -48,83 +52,106 @@ class Entry:
         return self.obj
 
 
-_runtime: dict[str, dict[str, Entry]] = {METHOD_GROUP: {}, MATCHER_GROUP: {}}
-_cache: dict[str, dict[str, Entry]] = {}
+class Registry(Generic[T]):
+    """The classes registered under one entry-point group, each a subclass of `base`."""
+
+    def __init__(self, kind: str, group: str, base: T, describe: Callable[[T], str]) -> None:
+        self.kind, self.group, self.base, self.describe = kind, group, base, describe
+        self.runtime: dict[str, Entry] = {}  # registered from Python (notebooks, tests)
+        self._discovered: dict[str, Entry] | None = None
+
+    def refresh(self) -> None:
+        """Forget discovered entry points (after installing a plugin in the same process)."""
+        self._discovered = None
+
+    def entries(self) -> dict[str, Entry]:
+        """Every registered name, sorted; run-time registrations shadow entry points."""
+        if self._discovered is None:
+            self._discovered = {}
+            for ep in entry_points(group=self.group):
+                dist = getattr(ep, "dist", None)
+                origin = f"{dist.name} {dist.version}" if dist is not None else "unknown"
+                self._discovered[ep.name] = Entry(ep.name, ep.value, origin)
+        return dict(sorted({**self._discovered, **self.runtime}.items()))
+
+    def names(self) -> list[str]:
+        return list(self.entries())
+
+    def register(self, name: str, cls: T) -> None:
+        self.runtime[name] = Entry(name, f"{cls.__module__}:{cls.__qualname__}", "runtime", obj=cls)
+
+    def get(self, name: str) -> T:
+        """The class registered as `name` (its `name` attribute set to it); one-line errors otherwise."""
+        entries = self.entries()
+        if name not in entries:
+            raise unknown(self.kind, name, entries, f"run `fsar-bench list {self.kind}s`")
+        cls = entries[name].load()
+        if not (isinstance(cls, type) and issubclass(cls, self.base)):
+            base = f"fsar_bench.{self.base.__name__}"
+            raise FsarError(f"plugin {name!r} ({entries[name].target}) is not a {base} subclass",
+                            f"subclass {base} in the plugin")
+        cls.name = name
+        return cls  # type: ignore[return-value]
+
+    def status(self, name: str) -> tuple[str, str]:
+        """('ok', a one-line description) or ('unavailable', why), for listings."""
+        entry = self.entries()[name]
+        try:
+            return "ok", self.describe(entry.load())
+        except Exception:  # noqa: BLE001  (listing must survive any plugin)
+            return "unavailable", entry.error or "failed to load"
 
 
-def _entries(group: str) -> dict[str, Entry]:
-    if group not in _cache:
-        found: dict[str, Entry] = {}
-        for ep in entry_points(group=group):
-            dist = getattr(ep, "dist", None)
-            origin = f"{dist.name} {dist.version}" if dist is not None else "unknown"
-            found[ep.name] = Entry(ep.name, ep.value, origin)
-        _cache[group] = found
-    return {**_cache[group], **_runtime[group]}
+def _describe_method(cls: type[Method]) -> str:
+    return f"presets: {', '.join(cls.presets)}; default matcher: {cls.default_matcher}"
+
+
+def _describe_matcher(cls: type[Matcher]) -> str:
+    return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+
+
+METHODS: Registry[type[Method]] = Registry("method", METHOD_GROUP, Method, _describe_method)
+MATCHERS: Registry[type[Matcher]] = Registry("matcher", MATCHER_GROUP, Matcher, _describe_matcher)
+_runtime: dict[str, dict[str, Entry]] = {METHOD_GROUP: METHODS.runtime, MATCHER_GROUP: MATCHERS.runtime}
 
 
 def refresh() -> None:
-    """Forget discovered entry points (after installing a plugin in the same process)."""
-    _cache.clear()
+    """Forget discovered entry points of both groups."""
+    METHODS.refresh()
+    MATCHERS.refresh()
 
 
 def register_method(name: str, cls: type[Method]) -> None:
     """Register a method class at run time (notebooks, tests); packages use entry points."""
-    _runtime[METHOD_GROUP][name] = Entry(name, f"{cls.__module__}:{cls.__qualname__}", "runtime", obj=cls)
+    METHODS.register(name, cls)
 
 
 def register_matcher(name: str, cls: type[Matcher]) -> None:
-    _runtime[MATCHER_GROUP][name] = Entry(name, f"{cls.__module__}:{cls.__qualname__}", "runtime", obj=cls)
+    MATCHERS.register(name, cls)
 
 
 def method_entries() -> dict[str, Entry]:
-    return dict(sorted(_entries(METHOD_GROUP).items()))
+    return METHODS.entries()
 
 
 def matcher_entries() -> dict[str, Entry]:
-    return dict(sorted(_entries(MATCHER_GROUP).items()))
+    return MATCHERS.entries()
 
 
 def list_methods() -> list[str]:
-    return list(method_entries())
+    return METHODS.names()
 
 
 def list_matchers() -> list[str]:
-    return list(matcher_entries())
+    return MATCHERS.names()
 
 
 def method_class(name: str) -> type[Method]:
-    entries = method_entries()
-    if name not in entries:
-        raise unknown("method", name, entries, "run `fsar-bench list methods`")
-    cls = entries[name].load()
-    if not (isinstance(cls, type) and issubclass(cls, Method)):
-        raise FsarError(f"plugin {name!r} ({entries[name].target}) is not a fsar_bench.Method subclass",
-                        "subclass fsar_bench.Method in the plugin")
-    cls.name = name
-    return cls
+    return METHODS.get(name)
 
 
 def matcher_class(name: str) -> type[Matcher]:
-    entries = matcher_entries()
-    if name not in entries:
-        raise unknown("matcher", name, entries, "run `fsar-bench list matchers`")
-    cls = entries[name].load()
-    if not (isinstance(cls, type) and issubclass(cls, Matcher)):
-        raise FsarError(f"plugin {name!r} ({entries[name].target}) is not a fsar_bench.Matcher subclass",
-                        "subclass fsar_bench.Matcher in the plugin")
-    cls.name = name
-    return cls
-
-
-def _check_kwargs(kind: str, name: str, cls: type, kwargs: dict[str, Any]) -> None:
-    params = inspect.signature(cls.__init__).parameters
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return
-    allowed = [p for p in params if p != "self"]
-    for key in kwargs:
-        if key not in allowed:
-            raise unknown(f"hyperparameter of {kind} {name!r},", key, allowed)
+    return MATCHERS.get(name)
 
 
 def resolve_hparams(name: str, preset: str = "full", **overrides: Any) -> dict[str, Any]:
@@ -133,7 +160,7 @@ def resolve_hparams(name: str, preset: str = "full", **overrides: Any) -> dict[s
     if preset not in cls.presets:
         raise unknown(f"preset of method {name!r},", preset, cls.presets)
     hparams = {**cls.presets[preset], **overrides}
-    _check_kwargs("method", name, cls, hparams)
+    check_init_kwargs("method", name, cls, hparams)
     return hparams
 
 
@@ -154,18 +181,27 @@ def create_method(name: str, preset: str = "full", matcher: str | None = None,
     """Build a method by name, e.g. `create_method('protonet', preset='tiny', lr=1e-3)`.
 
     `preset` picks the method's `full` (paper) or `tiny` (CPU) defaults; keyword overrides win.
-    `matcher` swaps the matcher (the papers' "Method (TRX)" variants).
+    `matcher` swaps the matcher (the papers' "Method (TRX)" variants). Matcher hyperparameters come
+    in `matcher_kwargs` or as overrides named `matcher.<key>` (the CLI's `--set matcher.gamma=0.5`).
     """
     cls = method_class(name)
+    matcher_kwargs = {**(matcher_kwargs or {}), **{k[len(MATCHER_PREFIX):]: v for k, v in overrides.items()
+                                                   if k.startswith(MATCHER_PREFIX)}}
+    overrides = {k: v for k, v in overrides.items() if not k.startswith(MATCHER_PREFIX)}
     hparams = resolve_hparams(name, preset, **overrides)
     method = cls(**hparams)
     method.hparams = dict(hparams)
     method.preset = preset
-    method.set_matcher(matcher or cls.default_matcher, **(matcher_kwargs or {}))
+    matcher = matcher or cls.default_matcher
+    method.set_matcher(matcher, matcher_class(matcher), **matcher_kwargs)
+    method.matcher_hparams = dict(matcher_kwargs)
     return method
+
+
+register_matcher_resolver(matcher_class)
 
 
 def create_matcher(name: str, **kwargs: Any) -> Matcher:
     cls = matcher_class(name)
-    _check_kwargs("matcher", name, cls, kwargs)
+    check_init_kwargs("matcher", name, cls, kwargs)
     return cls(**kwargs)

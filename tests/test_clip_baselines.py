@@ -12,7 +12,7 @@ from fsar_bench.protocol import EpisodeBatch
 from fsar_bench.weights import open_clip_model
 from fsar_methods.clip_baselines.aim import AIMViT
 from fsar_methods.clip_baselines.clip_fsar import TemporalTextTransformer
-from fsar_methods.ma_fsar.backbone import FrameEncoder, load_clip
+from fsar_methods._clip.backbone import FrameEncoder, load_clip
 
 BASELINES = ("aim", "clip_fsar", "clip_zeroshot")
 

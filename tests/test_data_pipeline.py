@@ -10,7 +10,8 @@ import torch
 from fsar_bench.config import load_config
 from fsar_bench.data import sampling
 from fsar_bench.data.cards import get_card
-from fsar_bench.data.source import TrainEpisodes, VideoSource
+from fsar_bench.data.source import VideoSource
+from fsar_bench.engine.batches import TrainEpisodes
 from fsar_bench.data.transforms import ClipTransform
 
 

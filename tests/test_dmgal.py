@@ -219,7 +219,8 @@ def train_losses(name: str, root: Path, steps: int, dataset: str, **overrides) -
     toy dataset (5-way 1-shot, 1 query per class)."""
     from fsar_bench.config import load_config
     from fsar_bench.data.cards import get_card
-    from fsar_bench.data.source import TrainEpisodes, VideoSource
+    from fsar_bench.data.source import VideoSource
+    from fsar_bench.engine.batches import TrainEpisodes
     from fsar_bench.engine.evaluate import clip_transform
 
     torch.manual_seed(0)

@@ -12,7 +12,8 @@ import torch
 
 from fsar_bench.config import load_config
 from fsar_bench.data.cards import get_card
-from fsar_bench.data.source import TrainEpisodes, VideoSource
+from fsar_bench.data.source import VideoSource
+from fsar_bench.engine.batches import TrainEpisodes, train_episodes
 from fsar_bench.engine.evaluate import clip_transform
 from fsar_bench.engine.train import TrainConfig, TrainData, train_episodic
 from fsar_bench.registry import create_method, method_class
@@ -169,12 +170,13 @@ def test_mask_loss_off_requests_no_masks_and_is_flagged(workdir, toy_data_root, 
 
 
 def test_dataset_without_masks_trains_with_the_mask_loss_off(workdir, toy_data_root, one_thread):
-    """No masks configured for the training dataset: `fit` switches the mask loss off and flags it."""
+    """No masks configured for the training dataset: the `prepare_training` hook, run before the
+    training episodes are built, switches the mask loss off and flags it; no masks are requested."""
     m = tiny()
-    episodes = toy_episodes(m, toy_data_root, 2, mask_root=False)
-    assert episodes.with_masks  # what the runner asks for on behalf of the class
+    src = dataclasses.replace(toy_episodes(m, toy_data_root, 2).source, mask_root=None)
     with pytest.warns(UserWarning, match="WITHOUT the instance mask loss"):
-        state = m.fit(TrainData(episodes), TrainConfig(steps=2, lr=1e-3))
+        episodes = train_episodes(m, src, 5, 1, 1, 2, "train/i2st-test", clip_transform(m, src, 0.2))
+    state = m.fit(TrainData(episodes), TrainConfig(steps=2, lr=1e-3))
     assert state.step == 2 and not episodes.with_masks
     assert m.hparams["mask_loss"] is False and "no instance masks" in m.hparams["mask_loss_off_reason"]
     assert m.extra_inputs == frozenset()

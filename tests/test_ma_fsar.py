@@ -14,9 +14,9 @@ from fsar_bench.data.cards import get_card
 from fsar_bench.protocol import EpisodeBatch, map_features
 from fsar_bench.weights import open_clip_model
 from fsar_methods.ma_fsar import losses
-from fsar_methods.ma_fsar.backbone import FrameEncoder, load_clip, vit_output, vit_tokens
+from fsar_methods._clip.backbone import FrameEncoder, load_clip, vit_output, vit_tokens
 from fsar_methods.ma_fsar.fgma import FgMAViT
-from fsar_methods.ma_fsar.text import PROMPT_TEMPLATES
+from fsar_methods._clip.text import PROMPT_TEMPLATES
 from fsar_methods.ma_fsar.tpcm import TPCM, AttentionLayer
 
 

@@ -17,7 +17,8 @@ def train_steps(method, dataset: str, steps: int, lr: float, *, train_query: int
     `each` sees every step's `training_loss` output (for per-step assertions)."""
     from fsar_bench.config import load_config
     from fsar_bench.data.cards import get_card
-    from fsar_bench.data.source import TrainEpisodes, VideoSource
+    from fsar_bench.data.source import VideoSource
+    from fsar_bench.engine.batches import TrainEpisodes
     from fsar_bench.engine.evaluate import clip_transform
 
     card = get_card(dataset)

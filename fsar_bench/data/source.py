@@ -1,18 +1,16 @@
 """A dataset card bound to a folder on disk: finds files, samples frames, loads clips.
 
-`TrainEpisodes` turns training episodes into tensors. Episode i and its augmentations are
-derived from (seed, i) alone, so training is reproducible whatever the number of workers, and a
-resumed run sees exactly the episodes it would have seen.
+Test clips (`VideoSource.load`) are deterministic; training clips (`VideoSource.load_train`) are
+augmented from a caller's RNG, which the engine's training episodes seed per episode
+(fsar_bench.engine.batches). This package imports nothing from the engine.
 """
 
 from __future__ import annotations
 
-import hashlib
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from torch import Tensor
 
 from fsar_bench.config import BenchConfig
@@ -20,9 +18,7 @@ from fsar_bench.data import sampling
 from fsar_bench.data.cards import DatasetCard, Layout
 from fsar_bench.data.transforms import ClipTransform
 from fsar_bench.data.video import read_frames
-from fsar_bench.episodes.sampler import Episode, EpisodeSampler, EpisodeSpec
 from fsar_bench.errors import FsarError
-from fsar_bench.protocol import EpisodeBatch
 
 
 def resolve_root(card: DatasetCard, config: BenchConfig, root: Path | None = None, progress=None) -> Path:
@@ -98,65 +94,22 @@ class VideoSource:
         raw, idx = read_frames(self.path(cls, vid), select)
         return transform(raw, train=train, rng=rng), idx
 
+    def load_train(self, cls: str, vid: str, frames: int, transform: ClipTransform, rng: random.Random,
+                   with_masks: bool = False) -> tuple[Tensor, Tensor | None]:
+        """An augmented training clip [T, 3, S, S] and, `with_masks`, its instance masks [T, S, S]
+        (cropped and flipped with the clip); frames and augmentations are drawn from `rng`."""
+        count: dict[str, int] = {}
+
+        def select(n: int) -> list[int]:
+            count["n"] = n  # the mask strip holds one mask per frame of the video
+            return sampling.train_indices(n, frames, rng)
+
+        raw, idx = read_frames(self.path(cls, vid), select)
+        masks = self.load_masks(cls, vid, idx, count["n"]) if with_masks else None
+        return transform.apply(raw, masks, train=True, rng=rng)
+
 
 def _frame_count(path: Path) -> int:
     from fsar_bench.data.video import num_frames
 
     return num_frames(path)
-
-
-def _seed_int(*parts: object) -> int:
-    return int.from_bytes(hashlib.sha256("/".join(map(str, parts)).encode()).digest()[:8], "big")
-
-
-class TrainEpisodes(torch.utils.data.Dataset):
-    """Episode i of the training stream, as an `EpisodeBatch` (map-style, so any worker count works)."""
-
-    def __init__(self, source: VideoSource, split: str, way: int, shot: int, query: int, length: int,
-                 seed: str, frames: int, transform: ClipTransform, with_masks: bool = False) -> None:
-        self.source, self.frames, self.transform, self.seed = source, frames, transform, seed
-        self.with_masks = with_masks
-        by_class = source.card.split(split).by_class
-        self.split_classes = source.card.split(split).classes
-        self.class_index = {c: i for i, c in enumerate(self.split_classes)}
-        self.split_names = [source.card.text_name(c) for c in self.split_classes]
-        self.sampler = EpisodeSampler(by_class, EpisodeSpec(source.card.name, split, way, shot, query, length, seed))
-        self.length = length
-
-    def __len__(self) -> int:
-        return self.length
-
-    def episode(self, i: int) -> Episode:
-        return self.sampler.episode(i)
-
-    def _clip(self, cls: str, vid: str, rng: random.Random) -> tuple[Tensor, Tensor | None]:
-        count: dict[str, int] = {}
-
-        def select(n: int) -> list[int]:
-            count["n"] = n  # the mask strip holds one mask per frame of the video
-            return sampling.train_indices(n, self.frames, rng)
-
-        raw, idx = read_frames(self.source.path(cls, vid), select)
-        masks = self.source.load_masks(cls, vid, idx, count["n"]) if self.with_masks else None
-        return self.transform.apply(raw, masks, train=True, rng=rng)
-
-    def __getitem__(self, i: int) -> EpisodeBatch:
-        ep = self.episode(i)
-        rng = random.Random(_seed_int(self.seed, "augment", i))
-        extras: dict[str, Tensor] = {}
-
-        def clips(keys, role):
-            pairs = [self._clip(c, v, rng) for c, v, _ in keys]
-            if self.with_masks:
-                extras[f"{role}_masks"] = torch.stack([m for _, m in pairs])
-            return torch.stack([x for x, _ in pairs])
-
-        s_keys, q_keys = ep.support_keys(), ep.query_keys()
-        return EpisodeBatch(
-            support=clips(s_keys, "support"), support_labels=torch.tensor([lab for *_, lab in s_keys]),
-            query=clips(q_keys, "query"), query_labels=torch.tensor([lab for *_, lab in q_keys]),
-            way=len(ep.classes), shot=len(ep.support[0]),
-            class_names=[self.source.card.text_name(c) for c in ep.classes],
-            global_labels=torch.tensor([self.class_index[c] for c in ep.classes]),
-            split_class_names=self.split_names, extras=extras,
-        )

@@ -9,16 +9,18 @@ that both give the same predictions and to measure the difference.
 Per-episode results are appended in chunks, each written atomically, so an interrupted
 evaluation resumes where it stopped and ends with exactly the episode count.
 
-Under torchrun the same work is split across the ranks (`_evaluate_sharded`) and gives the
-single-process results exactly (docs/distributed.md).
+Under torchrun the same work is split across the ranks and gives the single-process results
+exactly (docs/distributed.md). There is one code path: a single process is the sharded
+evaluation with one rank (`_Ranks`), whose collectives return their input.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,9 +32,10 @@ from fsar_bench.data.transforms import ClipTransform
 from fsar_bench.engine import distributed as dist
 from fsar_bench.engine.cache import FeatureStore, model_fingerprint
 from fsar_bench.episodes.sampler import Episode, EpisodeSet
-from fsar_bench.protocol import Features, Method, feature_batch_size, map_features
+from fsar_bench.protocol import Features, Method, map_features
 
 Key = tuple[str, str, str]  # (class, video id, role)
+Progress = Callable[[str, int, int], None]
 RESULT_COLUMNS = ["episode", "query_ids", "labels", "preds", "logits", "n_query", "n_correct", "accuracy"]
 
 
@@ -67,19 +70,6 @@ def _embed_chunk(method: Method, source: VideoSource, chunk: list[Key], transfor
     clips = torch.stack([source.load(c, v, method.frames, transform)[0] for c, v, _ in chunk]).to(device)
     texts = [source.card.text_name(c) for c, _, _ in chunk] if chunk[0][2] == "support" else None
     return map_features(method.embed(clips, texts), lambda t: t.detach().cpu())
-
-
-@torch.no_grad()
-def embed_batches(method: Method, source: VideoSource, keys: list[Key], transform: ClipTransform,
-                  batch_size: int = 16, device: torch.device | str = "cpu",
-                  progress: Callable[[int, int], None] | None = None) -> Iterator[tuple[list[Key], Features]]:
-    """Yield (keys, features [len(keys), ...]) batch by batch; supports and queries go in separate batches."""
-    done = 0
-    for chunk in _plan(keys, batch_size):
-        yield chunk, _embed_chunk(method, source, chunk, transform, device)
-        done += len(chunk)
-        if progress:
-            progress(done, len(keys))
 
 
 def row_key(source: VideoSource, key: Key) -> str:
@@ -200,76 +190,52 @@ def _feature_store(method: Method, source: VideoSource, cache_dir: Path | None) 
     return FeatureStore(folder)
 
 
+@dataclass(frozen=True)
+class _Ranks:
+    """The ranks sharing one evaluation: torchrun's process group, or this process alone (world 1),
+    where every collective returns its input."""
+
+    world: int = 1
+    rank: int = 0
+
+    @classmethod
+    def of(cls, shard: bool) -> _Ranks:
+        return cls(dist.world_size(), dist.rank()) if shard else cls()
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def gather(self, obj: Any) -> list[Any]:
+        """Every rank's `obj`, in rank order."""
+        return dist.all_gather_object(obj) if self.world > 1 else [obj]
+
+    def broadcast(self, obj: Any) -> Any:
+        """Rank 0's `obj` on every rank."""
+        return dist.broadcast_object(obj) if self.world > 1 else obj
+
+    def rounds(self, items: Sequence[Any]) -> Iterator[tuple[int, Sequence[Any], Any]]:
+        """(first, group, mine) for consecutive groups of `world` items, item first + r being rank r's
+        (mine: None when the last group has no item for this rank)."""
+        for first in range(0, len(items), self.world):
+            group = items[first:first + self.world]
+            yield first, group, group[self.rank] if self.rank < len(group) else None
+
+
 def embed_into(method: Method, source: VideoSource, keys: list[Key], store: FeatureStore, opts: EvalOptions,
-               progress: Callable[[int, int], None] | None = None) -> dict[Key, int]:
-    """Embed the keys missing from `store`; return each key's row."""
+               progress: Callable[[int, int], None] | None = None, ranks: _Ranks = _Ranks()) -> dict[Key, int]:
+    """Embed the keys missing from `store` (on any rank); return each key's row.
+
+    The embedding batches of one process are dealt round-robin to the ranks, so every video is
+    embedded in the very batch it would be in alone; each round's features reach every rank."""
     transform = clip_transform(method, source)
     names = {k: row_key(source, k) for k in keys}
-    todo = [k for k in keys if names[k] not in store]
-    for chunk, feats in embed_batches(method, source, todo, transform, opts.batch_videos, opts.device, progress):
-        store.add([names[k] for k in chunk], feats)
-    return {k: store.index[names[k]] for k in keys}
-
-
-def evaluate(method: Method, source: VideoSource, episodes: EpisodeSet, results: ResultStore | None = None,
-             options: EvalOptions | None = None, cache_dir: Path | None = None,
-             progress: Callable[[str, int, int], None] | None = None) -> pd.DataFrame:
-    """Score every episode of `episodes` (skipping those already in `results`); returns all results.
-
-    With `cache_dir`, embeddings persist under `cache_dir/<model fingerprint>` and are reused by
-    reruns, resumed runs and sweeps; without it they live in memory (spilling to a temp file).
-    """
-    opts = options or EvalOptions()
-    if opts.shard and dist.world_size() > 1:
-        return _evaluate_sharded(method, source, episodes, results, opts, cache_dir, progress)
-    method.eval().to(opts.device)
-    done = results.done() if results else set()
-    todo = [ep for ep in episodes if ep.index not in done]
-    rows_out: list[dict] = []
-
-    def emit(chunk: list[dict]) -> None:
-        results.append(chunk) if results else rows_out.extend(chunk)
-
-    if todo and opts.cache:
-        keys, store = _distinct_keys(method, todo), _feature_store(method, source, cache_dir)
-        rows = embed_into(method, source, keys, store, opts,
-                          (lambda d, t: progress("embedding videos", d, t)) if progress else None)
-        for start in range(0, len(todo), opts.batch_episodes):
-            eps = todo[start:start + opts.batch_episodes]
-            emit(_rows(eps, *_score_chunk(method, store, rows, eps, opts.device, source.card.text_name, opts.gather_budget)))
-            if progress:
-                progress("scoring episodes", min(start + len(eps), len(todo)), len(todo))
-    elif todo:  # the reference protocol: every episode embeds its own videos
-        pending: list[dict] = []
-        for n, ep in enumerate(todo, 1):
-            s_keys, q_keys = episode_keys(method, ep)
-            store = FeatureStore()
-            rows = embed_into(method, source, list(dict.fromkeys(s_keys + q_keys)), store, opts)
-            pending.extend(_rows([ep], *_score_chunk(method, store, rows, [ep], opts.device, source.card.text_name)))
-            if len(pending) >= opts.batch_episodes or n == len(todo):
-                emit(pending)
-                pending = []
-            if progress:
-                progress("embedding and scoring episodes", n, len(todo))
-    if results:
-        return results.frame()
-    return pd.DataFrame(rows_out, columns=RESULT_COLUMNS)
-
-
-def _embed_sharded(method: Method, source: VideoSource, keys: list[Key], store: FeatureStore, opts: EvalOptions,
-                   progress: Callable[[int, int], None] | None = None) -> dict[Key, int]:
-    """`embed_into` across the ranks: the single-process batches are dealt round-robin, so every video
-    is embedded in the very batch it would be in alone; each round's features reach every rank."""
-    world, rank = dist.world_size(), dist.rank()
-    transform = clip_transform(method, source)
-    names = {k: row_key(source, k) for k in keys}
-    need: set[Key] = set().union(*dist.all_gather_object([k for k in keys if names[k] not in store]))
-    batches = _plan([k for k in keys if k in need], opts.batch_videos)  # missing on any rank's store
+    need: set[Key] = set().union(*ranks.gather([k for k in keys if names[k] not in store]))
+    batches = _plan([k for k in keys if k in need], opts.batch_videos)
     done = 0
-    for first in range(0, len(batches), world):
-        group = batches[first:first + world]  # batch first + r is rank r's
-        mine = _embed_chunk(method, source, group[rank], transform, opts.device) if rank < len(group) else None
-        for chunk, feats in zip(group, dist.all_gather_object(mine)):
+    for _, group, mine in ranks.rounds(batches):
+        feats_mine = _embed_chunk(method, source, mine, transform, opts.device) if mine is not None else None
+        for chunk, feats in zip(group, ranks.gather(feats_mine)):
             new = [i for i, k in enumerate(chunk) if names[k] not in store]
             if new:
                 pick = torch.tensor(new, dtype=torch.long)
@@ -281,55 +247,80 @@ def _embed_sharded(method: Method, source: VideoSource, keys: list[Key], store: 
     return {k: store.index[names[k]] for k in keys}
 
 
-def _evaluate_sharded(method: Method, source: VideoSource, episodes: EpisodeSet, results: ResultStore | None,
-                      opts: EvalOptions, cache_dir: Path | None,
-                      progress: Callable[[str, int, int], None] | None) -> pd.DataFrame:
-    """`evaluate` under torchrun. The distinct videos are embedded once across the ranks; chunks of
-    `batch_episodes` episodes (the same chunks as single-process) are scored round-robin, and their rows
-    gathered in chunk order. Rank 0 writes the result chunks; every rank returns all results."""
-    world, rank, main = dist.world_size(), dist.rank(), dist.is_main()
+@dataclass
+class _Sink:
+    """Where scored rows go: the result store (written by rank 0 only), else memory (every rank)."""
+
+    results: ResultStore | None
+    main: bool
+    rows: list[dict] = field(default_factory=list)
+
+    def emit(self, chunk: list[dict]) -> None:
+        if self.results is None:
+            self.rows.extend(chunk)
+        elif self.main and chunk:
+            self.results.append(chunk)
+
+
+def _score_cached(method: Method, source: VideoSource, chunks: list[list[Episode]], sink: _Sink, opts: EvalOptions,
+                  ranks: _Ranks, cache_dir: Path | None, progress: Progress | None) -> None:
+    """Embed the distinct videos once (across the ranks), then score chunk first + r on rank r and
+    emit the rows in chunk order."""
+    todo = [ep for chunk in chunks for ep in chunk]
+    keys, store = _distinct_keys(method, todo), _feature_store(method, source, cache_dir)
+    rows = embed_into(method, source, keys, store, opts,
+                      (lambda d, t: progress("embedding videos", d, t)) if progress else None, ranks)
+    for first, _, eps in ranks.rounds(chunks):
+        mine = ([] if eps is None else
+                _rows(eps, *_score_chunk(method, store, rows, eps, opts.device, source.card.text_name, opts.gather_budget)))
+        for part in ranks.gather(mine):
+            sink.emit(part)
+        if progress:
+            progress("scoring episodes", sum(map(len, chunks[:first + ranks.world])), len(todo))
+
+
+def _score_per_episode(method: Method, source: VideoSource, chunks: list[list[Episode]], sink: _Sink,
+                       opts: EvalOptions, ranks: _Ranks, cache_dir: Path | None, progress: Progress | None) -> None:
+    """The reference protocol: every episode embeds its own videos; rank r takes every world-th
+    episode of each chunk, and the chunk's rows are emitted in episode order."""
+    total = sum(map(len, chunks))
+    for n, chunk in enumerate(chunks):
+        scored: list[dict] = []
+        for ep in chunk[ranks.rank::ranks.world]:
+            s_keys, q_keys = episode_keys(method, ep)
+            store = FeatureStore()
+            rows = embed_into(method, source, list(dict.fromkeys(s_keys + q_keys)), store, opts)
+            scored.extend(_rows([ep], *_score_chunk(method, store, rows, [ep], opts.device, source.card.text_name)))
+        order = {ep.index: i for i, ep in enumerate(chunk)}
+        gathered = [row for part in ranks.gather(scored) for row in part]
+        sink.emit(sorted(gathered, key=lambda row: order[row["episode"]]))
+        if progress:
+            progress("embedding and scoring episodes", sum(map(len, chunks[:n + 1])), total)
+
+
+def evaluate(method: Method, source: VideoSource, episodes: EpisodeSet, results: ResultStore | None = None,
+             options: EvalOptions | None = None, cache_dir: Path | None = None,
+             progress: Progress | None = None) -> pd.DataFrame:
+    """Score every episode of `episodes` (skipping those already in `results`); returns all results.
+
+    With `cache_dir`, embeddings persist under `cache_dir/<model fingerprint>` and are reused by
+    reruns, resumed runs and sweeps; without it they live in memory (spilling to a temp file).
+    Under torchrun (and `options.shard`) every rank must call it; rank 0 writes the result chunks,
+    and every rank returns all results.
+    """
+    opts = options or EvalOptions()
+    ranks = _Ranks.of(opts.shard)
     method.eval().to(opts.device)
-    done = dist.broadcast_object(results.done() if results and main else set())
+    done = ranks.broadcast(results.done() if results and ranks.main else set())
     todo = [ep for ep in episodes if ep.index not in done]
     chunks = [todo[start:start + opts.batch_episodes] for start in range(0, len(todo), opts.batch_episodes)]
-    rows_out: list[dict] = []
-
-    def emit(chunk: list[dict]) -> None:
-        if results is None:
-            rows_out.extend(chunk)
-        elif main:
-            results.append(chunk)
-
-    text_name = source.card.text_name
-    if todo and opts.cache:
-        keys, store = _distinct_keys(method, todo), _feature_store(method, source, cache_dir)
-        rows = _embed_sharded(method, source, keys, store, opts,
-                              (lambda d, t: progress("embedding videos", d, t)) if progress else None)
-        for first in range(0, len(chunks), world):
-            group = chunks[first:first + world]  # chunk first + r is rank r's
-            mine = (_rows(group[rank], *_score_chunk(method, store, rows, group[rank], opts.device, text_name, opts.gather_budget))
-                    if rank < len(group) else [])
-            for part in dist.all_gather_object(mine):
-                if part:
-                    emit(part)
-            if progress:
-                progress("scoring episodes", sum(map(len, chunks[:first + world])), len(todo))
-    elif todo:  # the reference protocol, each rank taking every world-th episode of every chunk
-        for n, chunk in enumerate(chunks):
-            scored: list[dict] = []
-            for ep in dist.shard(chunk):
-                s_keys, q_keys = episode_keys(method, ep)
-                store = FeatureStore()
-                rows = embed_into(method, source, list(dict.fromkeys(s_keys + q_keys)), store, opts)
-                scored.extend(_rows([ep], *_score_chunk(method, store, rows, [ep], opts.device, text_name)))
-            order = {ep.index: i for i, ep in enumerate(chunk)}
-            gathered = [row for part in dist.all_gather_object(scored) for row in part]
-            emit(sorted(gathered, key=lambda row: order[row["episode"]]))
-            if progress:
-                progress("embedding and scoring episodes", sum(map(len, chunks[:n + 1])), len(todo))
+    sink = _Sink(results, ranks.main)
+    score = _score_cached if opts.cache else _score_per_episode
+    if todo:
+        score(method, source, chunks, sink, opts, ranks, cache_dir, progress)
     if results is None:
-        return pd.DataFrame(rows_out, columns=RESULT_COLUMNS)
-    return dist.broadcast_object(results.frame() if main else None)
+        return pd.DataFrame(sink.rows, columns=RESULT_COLUMNS)
+    return ranks.broadcast(results.frame() if ranks.main else None)
 
 
 def accuracy_summary(df: pd.DataFrame) -> dict[str, float]:

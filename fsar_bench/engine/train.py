@@ -1,4 +1,4 @@
-"""The shared episodic training loop behind `Method.fit`.
+"""The shared episodic training loop behind `Method.fit` (registered with the protocol on import).
 
 Episode i of the training stream and its augmentations come from (seed, i) alone, and the torch
 RNG is re-seeded from (seed, step) before every step, so a run resumed from its last checkpoint
@@ -18,12 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 
-from fsar_bench.data.source import TrainEpisodes, _seed_int
+import fsar_bench.registry  # noqa: F401  (installs the matcher lookup for methods built by hand)
 from fsar_bench.engine import distributed as dist
+from fsar_bench.engine.batches import TrainEpisodes
 from fsar_bench.engine.checkpoint import Checkpointer
 from fsar_bench.errors import FsarError
-from fsar_bench.protocol import Method
+from fsar_bench.protocol import EpisodeBatch, Method, register_training_loop
+from fsar_bench.seeding import seed_torch
 
 
 @dataclass
@@ -73,9 +76,146 @@ def _load(path: Path) -> Any:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def _load_on_main(path: Path | None) -> Any:
+    """Rank 0's copy of the file at `path` (None when absent), on every rank."""
+    return dist.broadcast_object(_load(path) if dist.is_main() and path and path.exists() else None)
+
+
 def _crossed(begin: int, end: int, every: int) -> bool:
     """Whether a multiple of `every` lies in (begin, end]: episodes begin..end-1 were just consumed."""
     return end // every > begin // every
+
+
+def _step_metrics(out: dict[str, Tensor], batch: EpisodeBatch) -> dict[str, float]:
+    """The scalar parts of a `training_loss` output as `train_*` metrics, plus the episode's accuracy."""
+    parts = {f"train_{k}": float(v.detach()) for k, v in out.items() if k != "logits" and v.dim() == 0}
+    if "logits" in out:
+        parts["train_acc"] = float((out["logits"].argmax(-1) == batch.query_labels).float().mean() * 100)
+    return parts
+
+
+class _Trainer:
+    """One `train_episodic` call: the optimiser, the state, the selected weights and the files."""
+
+    def __init__(self, method: Method, data: TrainData, config: TrainConfig) -> None:
+        self.method, self.data, self.config = method, data, config
+        self.main, self.world, self.rank = dist.is_main(), dist.world_size(), dist.rank()
+        self.run_dir = data.run_dir
+        self.saver = Checkpointer(method)
+        self.state = TrainState()
+        self.best_weights: dict[str, Any] | None = None
+        self.optim: torch.optim.Optimizer | None = None
+        self.start_time = 0.0
+
+    def _path(self, name: str) -> Path | None:
+        return self.run_dir / name if self.run_dir else None
+
+    def finished(self) -> TrainState | None:
+        """The state of a training that already wrote `final.pt` (its weights loaded), else None."""
+        saved = _load_on_main(self._path("final.pt"))
+        if saved is None:
+            return None
+        self.saver.load(saved, self._path("final.pt"))
+        return TrainState(**{**asdict(TrainState()), **saved["state"]})
+
+    def resume(self) -> None:
+        """Build the optimiser; continue from `checkpoint.pt` (and `best.pt`) when present."""
+        self.method.to(self.config.device)
+        self.optim = self.method.configure_optimizer(self.config.lr, self.config.weight_decay)
+        saved = _load_on_main(self._path("checkpoint.pt"))
+        if saved is None:
+            return
+        self.saver.load(saved, self._path("checkpoint.pt"))
+        self.optim.load_state_dict(saved["optim"])
+        self.state = TrainState(**saved["state"])
+        self.state.resumed_from = self.state.step
+        best = self._path("best.pt")
+        self.best_weights = _load(best) if self.main and best.exists() else None
+
+    def backward(self, batch: EpisodeBatch, step: int, per_update: int) -> dict[str, Tensor]:
+        """Loss of episode `step` (torch RNG seeded from (seed, step)), back-propagated / per_update."""
+        seed_torch(self.config.seed, "step", step)
+        out = self.method.training_loss(batch.to(self.config.device))
+        loss = out["loss"]
+        if not torch.isfinite(loss):
+            raise FsarError(f"training loss is {loss.item()} at episode {step}",
+                            "lower the learning rate (--lr) or check the inputs; "
+                            "re-running resumes from the last checkpoint")
+        (loss / per_update).backward()
+        return out
+
+    def update(self, params: list[Tensor]) -> None:
+        """One optimiser step on the gradients summed over ranks; rank 0's buffers everywhere."""
+        dist.all_reduce_gradients(params)
+        self.optim.step()
+        self.optim.zero_grad(set_to_none=True)
+        dist.broadcast_buffers(self.method)
+
+    def validate(self, end: int) -> None:
+        """Validation accuracy of the current weights; the best are kept (and written to `best.pt`)."""
+        acc = self.data.validate(self.method)  # every rank gets the same accuracy
+        self.method.train()
+        self.state.val.append((self.state.step, acc))
+        if self.data.log:
+            self.data.log({"val_accuracy": acc}, end - 1)
+        if acc > self.state.best_val:
+            self.state.best_val, self.state.best_step = acc, self.state.step
+            if self.main:
+                self.best_weights = self.saver.weights()
+                if self.run_dir:
+                    _atomic_save(self.best_weights, self.run_dir / "best.pt")
+
+    def after_round(self, begin: int, end: int) -> None:
+        """Validation, the checkpoint and progress once episodes begin..end-1 are consumed."""
+        cfg, last = self.config, end == self.config.steps
+        if self.data.validate and cfg.val_every and (_crossed(begin, end, cfg.val_every) or last):
+            self.validate(end)
+        self.state.seconds = time.perf_counter() - self.start_time
+        ckpt = self._path("checkpoint.pt")
+        if self.main and ckpt and (_crossed(begin, end, cfg.checkpoint_every) or last):
+            _atomic_save({**self.saver.weights(), "optim": self.optim.state_dict(), "state": asdict(self.state)}, ckpt)
+        if self.data.progress:
+            self.data.progress(self.state.step, cfg.steps)
+
+    def run(self) -> None:
+        """Episodes state.step..steps-1, episode i on rank i % world (see `train_episodic`)."""
+        cfg, state, world = self.config, self.state, self.world
+        params = [p for p in self.method.parameters() if p.requires_grad]
+        per_update = cfg.episodes_per_update * world  # episodes averaged per optimiser step
+        loader = torch.utils.data.DataLoader(
+            self.data.episodes, batch_size=None, sampler=range(state.step + self.rank, cfg.steps, world),
+            num_workers=cfg.num_workers, persistent_workers=False)
+        batches = iter(loader)
+        self.start_time = time.perf_counter() - state.seconds
+        self.method.train()
+        self.optim.zero_grad(set_to_none=True)
+        for begin in range(state.step, cfg.steps, world):  # episodes begin..end-1, one per rank
+            end = min(begin + world, cfg.steps)
+            step = begin + self.rank  # this rank's episode
+            mine = step < end
+            if mine:
+                batch = next(batches)
+                out = self.backward(batch, step, per_update)
+            if _crossed(begin, end, per_update) or end == cfg.steps:
+                self.update(params)
+            if mine:
+                state.losses.append(float(out["loss"].detach()))
+            state.step = end
+            if self.data.log and mine:
+                self.data.log(_step_metrics(out, batch), step)
+            self.after_round(begin, end)
+
+    def finish(self) -> None:
+        """Load the selected weights on every rank; write `final.pt` and drop the resume files."""
+        if self.best_weights is not None:
+            self.saver.load(self.best_weights, "the best validation weights")
+        dist.broadcast_module(self.method)  # every rank continues with rank 0's selected weights
+        self.state.seconds = time.perf_counter() - self.start_time
+        final = self._path("final.pt")
+        if self.main and final:
+            _atomic_save({**self.saver.weights(), "state": asdict(self.state)}, final)
+            for name in ("checkpoint.pt", "best.pt"):
+                (self.run_dir / name).unlink(missing_ok=True)
 
 
 def train_episodic(method: Method, data: TrainData, config: TrainConfig) -> TrainState:
@@ -87,91 +227,17 @@ def train_episodic(method: Method, data: TrainData, config: TrainConfig) -> Trai
     which averages `episodes_per_update * W` episodes (W-fold the single-process batch). Rank 0
     writes the checkpoints; validation (a sharded evaluation) runs on every rank and agrees.
     """
-    main, world, rank = dist.is_main(), dist.world_size(), dist.rank()
-    run_dir = data.run_dir
-    final = run_dir / "final.pt" if run_dir else None
-    state = TrainState()
-    saved = dist.broadcast_object(_load(final) if main and final and final.exists() else None)
-    saver = Checkpointer(method)
-    if saved is not None:  # training finished earlier: reuse the selected weights
-        saver.load(saved, final)
-        state = TrainState(**{**asdict(state), **saved["state"]})
-        return state
+    trainer = _Trainer(method, data, config)
+    done = trainer.finished()
+    if done is not None:  # training finished earlier: reuse the selected weights
+        return done
+    trainer.resume()
+    trainer.run()
+    trainer.finish()
+    return trainer.state
 
-    method.to(config.device)
-    optim = method.configure_optimizer(config.lr, config.weight_decay)
-    ckpt = run_dir / "checkpoint.pt" if run_dir else None
-    best_weights: dict[str, Any] | None = None
-    saved = dist.broadcast_object(_load(ckpt) if main and ckpt and ckpt.exists() else None)
-    if saved is not None:
-        saver.load(saved, ckpt)
-        optim.load_state_dict(saved["optim"])
-        state = TrainState(**saved["state"])
-        state.resumed_from = state.step
-        best_path = run_dir / "best.pt"
-        best_weights = _load(best_path) if main and best_path.exists() else None
-    params = [p for p in method.parameters() if p.requires_grad]
-    per_update = config.episodes_per_update * world  # episodes averaged per optimiser step
 
-    loader = torch.utils.data.DataLoader(
-        data.episodes, batch_size=None, sampler=range(state.step + rank, config.steps, world),
-        num_workers=config.num_workers, persistent_workers=False)
-    batches = iter(loader)
-    start_time = time.perf_counter() - state.seconds
-    method.train()
-    optim.zero_grad(set_to_none=True)
-    for begin in range(state.step, config.steps, world):  # episodes begin..end-1, one per rank
-        end = min(begin + world, config.steps)
-        step = begin + rank  # this rank's episode
-        if step < end:
-            batch = next(batches)
-            torch.manual_seed(_seed_int(config.seed, "step", step) % (2**63))
-            out = method.training_loss(batch.to(config.device))
-            loss = out["loss"]
-            if not torch.isfinite(loss):
-                raise FsarError(f"training loss is {loss.item()} at episode {step}",
-                                "lower the learning rate (--lr) or check the inputs; "
-                                "re-running resumes from the last checkpoint")
-            (loss / per_update).backward()
-        if _crossed(begin, end, per_update) or end == config.steps:
-            dist.all_reduce_gradients(params)
-            optim.step()
-            optim.zero_grad(set_to_none=True)
-            dist.broadcast_buffers(method)
-        if step < end:
-            state.losses.append(float(loss.detach()))
-        state.step = end
-        if data.log and step < end:
-            parts = {f"train_{k}": float(v.detach()) for k, v in out.items() if k != "logits" and v.dim() == 0}
-            if "logits" in out:
-                parts["train_acc"] = float((out["logits"].argmax(-1) == batch.query_labels).float().mean() * 100)
-            data.log(parts, step)
-        if data.validate and config.val_every and (_crossed(begin, end, config.val_every) or end == config.steps):
-            acc = data.validate(method)  # every rank gets the same accuracy
-            method.train()
-            state.val.append((state.step, acc))
-            if data.log:
-                data.log({"val_accuracy": acc}, end - 1)
-            if acc > state.best_val:
-                state.best_val, state.best_step = acc, state.step
-                if main:
-                    best_weights = saver.weights()
-                    if run_dir:
-                        _atomic_save(best_weights, run_dir / "best.pt")
-        state.seconds = time.perf_counter() - start_time
-        if main and ckpt and (_crossed(begin, end, config.checkpoint_every) or end == config.steps):
-            _atomic_save({**saver.weights(), "optim": optim.state_dict(), "state": asdict(state)}, ckpt)
-        if data.progress:
-            data.progress(state.step, config.steps)
-    if best_weights is not None:
-        saver.load(best_weights, "the best validation weights")
-    dist.broadcast_module(method)  # every rank continues with rank 0's selected weights
-    state.seconds = time.perf_counter() - start_time
-    if main and final:
-        _atomic_save({**saver.weights(), "state": asdict(state)}, final)
-        for name in ("checkpoint.pt", "best.pt"):
-            (run_dir / name).unlink(missing_ok=True)
-    return state
+register_training_loop(train_episodic)
 
 
 def mean_tail(values: list[float], n: int = 20) -> float:

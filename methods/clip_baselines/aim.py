@@ -16,18 +16,13 @@ the adapters, the temporal embedding and ln_post. The frame feature is ln_post o
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from fsar_bench.protocol import CLIP_MEAN, CLIP_STD, Matcher, Method
-from fsar_methods.ma_fsar.adapter import Adapter
-from fsar_methods.ma_fsar.backbone import check_adaptable_vit, freeze, load_clip, vit_output, vit_tokens, vit_width
-from fsar_methods.ma_fsar.matching import metric_options
-from fsar_methods.ma_fsar.optim import adam_l2_no_1d
-
-_FULL = {"pretrained": "openai", "frames": 8, "image_size": 224}
+from fsar_methods._clip.adapter import Adapter
+from fsar_methods._clip.backbone import check_adaptable_vit, freeze, vit_output, vit_tokens, vit_width
+from fsar_methods._clip.base import FULL_PRESET, TINY_PRESET, ClipMethod
 _TRAIN = {"steps": 10_000, "lr": 1e-3, "weight_decay": 1e-3, "episodes_per_update": 16, "val_every": 1_000,
           "val_episodes": 1_000, "train_query": 5, "checkpoint_every": 500}
 
@@ -85,7 +80,7 @@ class AIMViT(nn.Module):
         return vit_output(self.vit, x, project=False).view(b, t, -1)
 
 
-class AIM(Method):
+class AIM(ClipMethod):
     """AIM adapters in a frozen CLIP ViT, OTAM head ("AIM (OTAM)").
 
     Hyperparameters: clip_model, pretrained, weights, frames, image_size; adapter_ratio (0.25),
@@ -94,9 +89,9 @@ class AIM(Method):
     """
 
     presets = {
-        "full": {"clip_model": "ViT-B-32-quickgelu", **_FULL},
-        "vit_b16": {"clip_model": "ViT-B-16-quickgelu", **_FULL},
-        "tiny": {"clip_model": "fsar-tiny-vit", "pretrained": None, "frames": 8, "image_size": 32},
+        "full": {"clip_model": "ViT-B-32-quickgelu", **FULL_PRESET},
+        "vit_b16": {"clip_model": "ViT-B-16-quickgelu", **FULL_PRESET},
+        "tiny": dict(TINY_PRESET),
     }
     train_presets = {
         "full": _TRAIN, "vit_b16": _TRAIN,
@@ -104,25 +99,17 @@ class AIM(Method):
                  "train_query": 2, "checkpoint_every": 100},
     }
     default_matcher = "otam"
-    mean, std = CLIP_MEAN, CLIP_STD
+    uses_text = False
 
     def __init__(self, *, clip_model: str = "ViT-B-32-quickgelu", pretrained: str | None = None,
                  weights: str | None = None, frames: int = 8, image_size: int = 224, adapter_ratio: float = 0.25,
                  adapter_scale: float = 0.5, num_tadapter: int = 1, otam_lambda: float = 0.5,
                  kshot: str = "prototype") -> None:
         super().__init__(frames=frames, image_size=image_size)
-        visual, _, self.weights_source = load_clip(clip_model, weights, pretrained)  # the text tower is unused
+        visual = self.load_towers(clip_model, weights, pretrained)  # no prompt: the text tower is unused
         self.visual = AIMViT(visual, frames, adapter_ratio, adapter_scale, num_tadapter)
         self.feature_dim = self.visual.output_dim
         self.metric_defaults = {"lam": float(otam_lambda), "kshot": kshot}
 
-    def build_matcher(self, name: str, **kwargs: Any) -> Matcher:
-        from fsar_bench.registry import matcher_class
-
-        return super().build_matcher(name, **metric_options(matcher_class(name), self.metric_defaults, kwargs))
-
     def embed(self, clips: Tensor, texts: Sequence[str] | None = None) -> Tensor:
         return self.visual(clips)
-
-    def configure_optimizer(self, lr: float, weight_decay: float = 0.0):
-        return adam_l2_no_1d(self, lr, weight_decay)

@@ -6,7 +6,7 @@ features F_S before self-attention).
 - Visual: the CLIP visual encoder, fully fine-tuned, per frame -> [T, D'] (RN50: attention-pool
   output, 1024-d; ViT: projected class token). Text: the frozen CLIP text encoder with the single
   prompt "a photo of {}" (no ensembling), raw (unnormalised) features.
-- Prototype modulation: one transformer layer (`tpcm.AttentionLayer`, CLIP-FSAR's Transformer_v1,
+- Prototype modulation: one transformer layer (`_clip.attention.AttentionLayer`, CLIP-FSAR's Transformer_v1,
   8 heads, FFN 2048, no positional encoding). Support: [8 frames; 1 text token] -> self-attention ->
   the first 8 outputs. Query: its 8 frames. k-shot: frames and texts averaged over the shots of a
   class before the transformer (MERGE_BEFORE, set in every 5-shot config; a no-op at 1 shot).
@@ -20,21 +20,18 @@ features F_S before self-attention).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fsar_bench.protocol import CLIP_MEAN, CLIP_STD, EpisodeBatch, Features, Matcher, Method, map_features
-from fsar_methods.ma_fsar.backbone import FrameEncoder, load_clip
-from fsar_methods.ma_fsar.matching import PrototypeModulatedMatcher, metric_options
-from fsar_methods.ma_fsar.optim import adam_l2_no_1d
-from fsar_methods.ma_fsar.text import ClassTextEncoder, prompt_templates
-from fsar_methods.ma_fsar.tpcm import AttentionLayer
+from fsar_bench.protocol import EpisodeBatch, Matcher, map_features
+from fsar_methods._clip.attention import AttentionLayer
+from fsar_methods._clip.backbone import FrameEncoder
+from fsar_methods._clip.base import FULL_PRESET, TINY_PRESET, ClipMethod
+from fsar_methods._clip.matching import PrototypeModulatedMatcher
 
-_FULL = {"pretrained": "openai", "frames": 8, "image_size": 224}
 # notes/clip_fsar.md Sec. 6: Adam, L2 1e-3, 16 episodes per update (nominal), 5 queries per class;
 # LR 1e-5 (HMDB51, Kinetics; SSv2-Small 5e-5, UCF101 2e-6: pass --lr), 10,000 episodes.
 _TRAIN = {"steps": 10_000, "lr": 1e-5, "weight_decay": 1e-3, "episodes_per_update": 16, "val_every": 1_000,
@@ -60,16 +57,16 @@ class TemporalTextTransformer(nn.Module):
         return x[:, :frames.shape[1]]
 
 
-class CLIPFSAR(Method):
+class CLIPFSAR(ClipMethod):
     """Hyperparameters: clip_model, pretrained, weights, frames, image_size; depth, heads, ffn_dim of
     the temporal transformer; merge_shots (MERGE_BEFORE); prompt ('photo' = "a photo of {}");
     text_loss_weight (None: 3.0 on temporal datasets, 1.5 on spatial ones); otam_lambda, kshot."""
 
     presets = {
-        "full": {"clip_model": "RN50-quickgelu", **_FULL},  # the released configs use RN50
-        "vit_b16": {"clip_model": "ViT-B-16-quickgelu", **_FULL},
-        "vit_b32": {"clip_model": "ViT-B-32-quickgelu", **_FULL},
-        "tiny": {"clip_model": "fsar-tiny-vit", "pretrained": None, "frames": 8, "image_size": 32, "ffn_dim": 256},
+        "full": {"clip_model": "RN50-quickgelu", **FULL_PRESET},  # the released configs use RN50
+        "vit_b16": {"clip_model": "ViT-B-16-quickgelu", **FULL_PRESET},
+        "vit_b32": {"clip_model": "ViT-B-32-quickgelu", **FULL_PRESET},
+        "tiny": {**TINY_PRESET, "ffn_dim": 256},
     }
     train_presets = {
         "full": _TRAIN, "vit_b16": _TRAIN, "vit_b32": _TRAIN,
@@ -77,18 +74,13 @@ class CLIPFSAR(Method):
                  "train_query": 2, "checkpoint_every": 100},
     }
     default_matcher = "otam"
-    uses_text = True
-    mean, std = CLIP_MEAN, CLIP_STD
 
     def __init__(self, *, clip_model: str = "RN50-quickgelu", pretrained: str | None = None,
                  weights: str | None = None, frames: int = 8, image_size: int = 224, depth: int = 1,
                  heads: int = 8, ffn_dim: int = 2048, merge_shots: bool = True, prompt: str = "photo",
                  text_loss_weight: float | None = None, otam_lambda: float = 0.5, kshot: str = "prototype") -> None:
         super().__init__(frames=frames, image_size=image_size)
-        visual, clip_text, self.weights_source = load_clip(clip_model, weights, pretrained)
-        self.visual = FrameEncoder(visual)  # fully fine-tuned
-        self.text = ClassTextEncoder(clip_text, clip_model, prompt_templates(prompt))
-        self.feature_dim = self.text.dim
+        self.visual = FrameEncoder(self.load_towers(clip_model, weights, pretrained, prompt))  # fully fine-tuned
         self.text_scale = nn.Parameter(torch.ones(()))  # s, initialised to 1.0
         self.depth, self.heads, self.ffn_dim, self.merge_shots = int(depth), int(heads), int(ffn_dim), bool(merge_shots)
         self.text_loss_weight_fixed = text_loss_weight
@@ -96,9 +88,7 @@ class CLIPFSAR(Method):
         self.metric_defaults = {"lam": float(otam_lambda), "kshot": kshot}
 
     def build_matcher(self, name: str, **kwargs: Any) -> Matcher:
-        from fsar_bench.registry import matcher_class
-
-        metric = super().build_matcher(name, **metric_options(matcher_class(name), self.metric_defaults, kwargs))
+        metric = super().build_matcher(name, **kwargs)
         module = TemporalTextTransformer(self.feature_dim, self.depth, self.heads, self.ffn_dim)
         return PrototypeModulatedMatcher(module, metric, merge_shots=self.merge_shots)
 
@@ -106,11 +96,6 @@ class CLIPFSAR(Method):
         super().set_dataset(card)
         if self.text_loss_weight_fixed is None:
             self.text_loss_weight = {"temporal": 3.0, "spatial": 1.5}[card.modality]
-
-    def embed(self, clips: Tensor, texts: Sequence[str] | None = None) -> Features:
-        frames = self.visual(clips)
-        text = self.text(list(texts)) if texts is not None else frames.new_zeros(frames.shape[0], self.feature_dim)
-        return {"frames": frames, "text": text.to(frames.dtype)}
 
     def training_loss(self, batch: EpisodeBatch) -> dict[str, Tensor]:
         support = self.embed(batch.support, batch.support_texts)
@@ -125,6 +110,3 @@ class CLIPFSAR(Method):
         text_ce = F.cross_entropy(self.text_scale * cos_eps(feats, train_text), targets)
         loss = ce + self.text_loss_weight * text_ce
         return {"loss": loss, "ce": ce.detach(), "text_ce": text_ce.detach(), "logits": logits.detach()}
-
-    def configure_optimizer(self, lr: float, weight_decay: float = 0.0):
-        return adam_l2_no_1d(self, lr, weight_decay)

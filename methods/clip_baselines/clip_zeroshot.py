@@ -19,43 +19,32 @@ from typing import Any
 from torch import Tensor
 
 from fsar_bench.errors import FsarError
-from fsar_bench.protocol import CLIP_MEAN, CLIP_STD, Features, Method
-from fsar_methods.ma_fsar import losses
-from fsar_methods.ma_fsar.backbone import FrameEncoder, freeze, load_clip
-from fsar_methods.ma_fsar.text import ClassTextEncoder, prompt_templates
+from fsar_bench.protocol import Features
+from fsar_methods._clip.backbone import FrameEncoder, freeze
+from fsar_methods._clip.base import FULL_PRESET, TINY_PRESET, ClipMethod
+from fsar_methods._clip.text import class_text, video_text_logits
 
-_FULL = {"pretrained": "openai", "frames": 8, "image_size": 224}
 _NO_TRAINING = {"steps": 0}
 
 
-class CLIPZeroShot(Method):
+class CLIPZeroShot(ClipMethod):
     """Hyperparameters: clip_model, pretrained, weights, frames, image_size, prompt ('mixture' | 'cls' |
     'photo_action' | 'photo'). The matcher is not used."""
 
     presets = {
-        "full": {"clip_model": "ViT-B-32-quickgelu", **_FULL},
-        "vit_b16": {"clip_model": "ViT-B-16-quickgelu", **_FULL},
-        "rn50": {"clip_model": "RN50-quickgelu", **_FULL},
-        "tiny": {"clip_model": "fsar-tiny-vit", "pretrained": None, "frames": 8, "image_size": 32},
+        "full": {"clip_model": "ViT-B-32-quickgelu", **FULL_PRESET},
+        "vit_b16": {"clip_model": "ViT-B-16-quickgelu", **FULL_PRESET},
+        "rn50": {"clip_model": "RN50-quickgelu", **FULL_PRESET},
+        "tiny": dict(TINY_PRESET),
     }
     train_presets = {name: _NO_TRAINING for name in presets}
     default_matcher = "proto"
-    uses_text = True
     zero_shot = True  # text-only scoring from the class names (score_batch's class_names)
-    mean, std = CLIP_MEAN, CLIP_STD
 
     def __init__(self, *, clip_model: str = "ViT-B-32-quickgelu", pretrained: str | None = None,
                  weights: str | None = None, frames: int = 8, image_size: int = 224, prompt: str = "mixture") -> None:
         super().__init__(frames=frames, image_size=image_size)
-        visual, clip_text, self.weights_source = load_clip(clip_model, weights, pretrained)
-        self.visual = FrameEncoder(freeze(visual))
-        self.text = ClassTextEncoder(clip_text, clip_model, prompt_templates(prompt))
-        self.feature_dim = self.text.dim
-
-    def embed(self, clips: Tensor, texts: Sequence[str] | None = None) -> Features:
-        frames = self.visual(clips)
-        text = self.text(list(texts)) if texts is not None else frames.new_zeros(frames.shape[0], self.feature_dim)
-        return {"frames": frames, "text": text.to(frames.dtype)}
+        self.visual = FrameEncoder(freeze(self.load_towers(clip_model, weights, pretrained, prompt)))
 
     def class_texts(self, class_names: Sequence[Sequence[str]]) -> Tensor:
         """[E, way, D'] text features of the episodes' class names."""
@@ -67,8 +56,8 @@ class CLIPZeroShot(Method):
         if class_names is not None:
             text = self.class_texts(class_names).to(query["frames"])
         elif support_labels.shape[1] > 0:
-            text = losses.class_text(support["text"], support_labels, way)
+            text = class_text(support["text"], support_labels, way)
         else:
             raise FsarError("zero-shot scoring of an episode without supports needs its class names",
                             "call score_batch(..., class_names=[[name, ...], ...])")
-        return losses.video_text_logits(query["frames"].mean(dim=2), text, self.text.logit_scale)
+        return video_text_logits(query["frames"].mean(dim=2), text, self.text.logit_scale)

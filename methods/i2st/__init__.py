@@ -139,14 +139,12 @@ class I2ST(Method):
         self.hparams["mask_loss"] = False
         self.hparams["mask_loss_off_reason"] = reason
 
-    def fit(self, data: Any, config: Any) -> Any:
-        episodes = getattr(data, "episodes", None)
-        source = getattr(episodes, "source", None)
-        if self.mask_loss_on and source is not None and source.mask_root is None:
+    def prepare_training(self, source: Any) -> None:
+        """Before the training episodes are built: no masks configured for the dataset -> no mask loss
+        (and no masks requested from the data pipeline)."""
+        if self.mask_loss_on and source.mask_root is None:
             self.disable_mask_loss(f"no instance masks are configured for {source.card.name} "
                                    f"(set datasets.{source.card.name}.masks in bench.yaml)")
-            episodes.with_masks = False
-        return super().fit(data, config)
 
     def training_loss(self, batch: EpisodeBatch) -> dict[str, Tensor]:
         """Eq. 7 (+ the auxiliary contrastive loss): supports and queries share one forward pass."""

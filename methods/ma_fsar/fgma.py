@@ -29,8 +29,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from fsar_methods.ma_fsar.adapter import Adapter
-from fsar_methods.ma_fsar.backbone import check_adaptable_vit, freeze, vit_output, vit_tokens, vit_width
+from fsar_methods._clip.adapter import Adapter
+from fsar_methods._clip.backbone import check_adaptable_vit, freeze, vit_output, vit_tokens, vit_width
 
 
 class FgMALayer(nn.Module):

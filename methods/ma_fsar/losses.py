@@ -15,22 +15,10 @@ metric's logits (Eq. 13).
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from fsar_bench.protocol import group_by_class
-
-
-def class_text(support_text: Tensor, support_labels: Tensor, way: int) -> Tensor:
-    """The text feature of each episode class from its supports: [E, S, D'] -> [E, way, D'] (mean over
-    shots; at inference all shots of a class carry the same template-averaged feature)."""
-    return group_by_class(support_text, support_labels, way).mean(dim=2)
-
-
-def video_text_logits(video: Tensor, text: Tensor, scale: Tensor | float) -> Tensor:
-    """Eqs. 14-15 times the temperature: video [E, N, D'], text [E, C, D'] -> [E, N, C]."""
-    return scale * torch.einsum("end,ecd->enc", F.normalize(video, dim=-1), F.normalize(text, dim=-1))
+from fsar_methods._clip.text import class_text, video_text_logits  # noqa: F401  (Eqs. 14-15, shared)
 
 
 def video_text_kl(logits: Tensor, labels: Tensor) -> Tensor:

@@ -24,23 +24,21 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from fsar_bench.errors import FsarError
-from fsar_bench.protocol import CLIP_MEAN, CLIP_STD, EpisodeBatch, Features, Matcher, Method, map_features
+from fsar_bench.protocol import EpisodeBatch, Features, Matcher, map_features
+from fsar_methods._clip.backbone import FrameEncoder, freeze
+from fsar_methods._clip.base import FULL_PRESET, TINY_PRESET, ClipMethod
+from fsar_methods._clip.matching import PrototypeModulatedMatcher
 from fsar_methods.ma_fsar import losses
-from fsar_methods.ma_fsar.backbone import FrameEncoder, freeze, load_clip
 from fsar_methods.ma_fsar.fgma import FgMAViT
-from fsar_methods.ma_fsar.matching import PrototypeModulatedMatcher, metric_options
-from fsar_methods.ma_fsar.optim import adam_l2_no_1d
-from fsar_methods.ma_fsar.text import ClassTextEncoder, prompt_templates
 from fsar_methods.ma_fsar.tpcm import TPCM
 
-_FULL = {"pretrained": "openai", "frames": 8, "image_size": 224}
 # Episodes (training steps) per Sec. 4.1.3: 10,000 (100,000 on SSv2: pass --steps 100000). LR, batching
 # and weight decay are not in the paper: D2ST's adapter-tuning recipe (notes/adapters.md Sec. 4).
 _TRAIN_PEFT = {"steps": 10_000, "lr": 1e-3, "weight_decay": 1e-3, "episodes_per_update": 16, "val_every": 1_000,
                "val_episodes": 1_000, "train_query": 5, "checkpoint_every": 500}
 
 
-class MAFSAR(Method):
+class MAFSAR(ClipMethod):
     """MA-FSAR (FgMA + TPCM + text fusion).
 
     Hyperparameters:
@@ -59,11 +57,10 @@ class MAFSAR(Method):
     """
 
     presets = {
-        "full": {"clip_model": "ViT-B-32-quickgelu", **_FULL},
-        "vit_b16": {"clip_model": "ViT-B-16-quickgelu", **_FULL},
-        "rn50": {"clip_model": "RN50-quickgelu", "fgma": False, "finetune_visual": True, **_FULL},
-        "tiny": {"clip_model": "fsar-tiny-vit", "pretrained": None, "frames": 8, "image_size": 32,
-                 "tpcm_ffn_dim": 256},
+        "full": {"clip_model": "ViT-B-32-quickgelu", **FULL_PRESET},
+        "vit_b16": {"clip_model": "ViT-B-16-quickgelu", **FULL_PRESET},
+        "rn50": {"clip_model": "RN50-quickgelu", "fgma": False, "finetune_visual": True, **FULL_PRESET},
+        "tiny": {**TINY_PRESET, "tpcm_ffn_dim": 256},
     }
     train_presets = {
         "full": _TRAIN_PEFT,
@@ -75,9 +72,7 @@ class MAFSAR(Method):
                  "train_query": 2, "checkpoint_every": 100},
     }
     default_matcher = "otam"
-    uses_text = True
     zero_shot = True  # Table 11: the text branch alone at shot 0 (score_batch)
-    mean, std = CLIP_MEAN, CLIP_STD
 
     def __init__(self, *, clip_model: str = "ViT-B-32-quickgelu", pretrained: str | None = None,
                  weights: str | None = None, frames: int = 8, image_size: int = 224, fgma: bool = True,
@@ -90,9 +85,7 @@ class MAFSAR(Method):
         if fgma and finetune_visual:
             raise FsarError("fgma=true keeps CLIP frozen (PEFT); finetune_visual=true is the no-FgMA variant",
                             "pass one of them, e.g. --set fgma=false --set finetune_visual=true")
-        visual, clip_text, self.weights_source = load_clip(clip_model, weights, pretrained)
-        self.text = ClassTextEncoder(clip_text, clip_model, prompt_templates(prompt))
-        self.feature_dim = self.text.dim
+        visual = self.load_towers(clip_model, weights, pretrained, prompt)
         if fgma:
             self.visual = FgMAViT(visual, self.feature_dim, ratio=adapter_ratio, joint_scale=joint_scale, gta=gta,
                                   gta_input_adapter=gta_input_adapter, joint=joint_adapter, lma_text=lma_text)
@@ -110,9 +103,7 @@ class MAFSAR(Method):
     # -- head ----------------------------------------------------------------------------------
     def build_matcher(self, name: str, **kwargs: Any) -> Matcher:
         """TPCM (Eqs. 9-12, weights shared by supports and queries) before the metric M of Eq. 13."""
-        from fsar_bench.registry import matcher_class
-
-        metric = super().build_matcher(name, **metric_options(matcher_class(name), self.metric_defaults, kwargs))
+        metric = super().build_matcher(name, **kwargs)
         module = TPCM(self.feature_dim, self.tpcm_heads, self.tpcm_ffn_dim) if self.use_tpcm else None
         return PrototypeModulatedMatcher(module, metric)
 
@@ -124,11 +115,8 @@ class MAFSAR(Method):
 
     # -- features ------------------------------------------------------------------------------
     def embed(self, clips: Tensor, texts: Sequence[str] | None = None) -> Features:
-        text = self.text(list(texts)) if texts is not None else None
-        frames = self.visual(clips, text)
-        if text is None:
-            text = frames.new_zeros(frames.shape[0], self.feature_dim)
-        return {"frames": frames, "text": text.to(frames.dtype)}
+        text = self.text_features(texts)
+        return self.frames_and_text(self.visual(clips, text), text)
 
     def _branches(self, query: Features, support: Features, support_labels: Tensor, way: int
                   ) -> tuple[Tensor, Tensor, Tensor]:
@@ -171,6 +159,3 @@ class MAFSAR(Method):
         fused = losses.fused_log_probs(q2t[0], q2s[0], self.alpha)
         return {"loss": loss, "q2s": l_q2s.detach(), "q2t": l_q2t.detach(), "s2t": l_s2t.detach(),
                 "logits": fused.detach()}
-
-    def configure_optimizer(self, lr: float, weight_decay: float = 0.0):
-        return adam_l2_no_1d(self, lr, weight_decay)

@@ -10,6 +10,8 @@ makes it reproducible).
 Features are the raw outputs of `encode_text` (after CLIP's text projection, not L2-normalised),
 as CLIP-FSAR uses them (notes/clip_fsar.md Sec. 2); cosine similarities normalise where needed.
 The baselines reuse this module with one template ("a photo of {}" for CLIP-FSAR).
+`class_text` and `video_text_logits` are the video-text similarity of MA-FSAR Eqs. 14-15, which
+zero-shot CLIP scores with too.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fsar_bench.errors import unknown
+from fsar_bench.protocol import group_by_class
 from fsar_bench.weights import clip_tokenizer
 
 # MA-FSAR Table 10 ("[CLS]" is the action name).
@@ -123,3 +127,14 @@ class ClassTextEncoder(nn.Module):
     def _apply(self, fn, recurse: bool = True):  # .to(device) / .double(): recompute in the new setting
         self._cache.clear()
         return super()._apply(fn, recurse)
+
+
+def class_text(support_text: Tensor, support_labels: Tensor, way: int) -> Tensor:
+    """The text feature of each episode class from its supports: [E, S, D'] -> [E, way, D'] (mean over
+    shots; at inference all shots of a class carry the same template-averaged feature)."""
+    return group_by_class(support_text, support_labels, way).mean(dim=2)
+
+
+def video_text_logits(video: Tensor, text: Tensor, scale: Tensor | float) -> Tensor:
+    """Eqs. 14-15 times the temperature: video [E, N, D'], text [E, C, D'] -> [E, N, C]."""
+    return scale * torch.einsum("end,ecd->enc", F.normalize(video, dim=-1), F.normalize(text, dim=-1))
