@@ -25,9 +25,8 @@ import torch
 
 from fsar_bench.config import BenchConfig
 from fsar_bench.data.cards import get_card
-from fsar_bench.data.source import VideoSource
+from fsar_bench.data.source import TrainEpisodes, VideoSource, _seed_int
 from fsar_bench.engine import distributed as dist
-from fsar_bench.engine.batches import train_episodes
 from fsar_bench.engine.evaluate import EvalOptions, ResultStore, accuracy_summary, clip_transform, evaluate
 from fsar_bench.engine.train import TrainConfig, TrainData, TrainState, mean_tail
 from fsar_bench.envinfo import environment
@@ -35,14 +34,12 @@ from fsar_bench.episodes import CANONICAL_EPISODES
 from fsar_bench.episodes.locks import canonicity, make_set
 from fsar_bench.episodes.sampler import EpisodeSet, EpisodeSpec
 from fsar_bench.errors import FsarError
-from fsar_bench.io import atomic_write
+from fsar_bench.io import atomic_path, atomic_write
 from fsar_bench.registry import create_method, method_class
-from fsar_bench.seeding import seed_torch
+from fsar_bench.results.record import (PROFILE_FIELDS, Efficiency, Environment, Identity, Results, RunRecord,
+                                       weights_class)
 
 Progress = Callable[[str, int, int], None]
-# efficiency fields of fsar_bench.profile.profile_method logged with every run
-PROFILE_FIELDS = ("flops_per_video", "flops_per_episode", "flops_matcher", "gmacs_per_frame", "latency_ms_median",
-                  "latency_ms_p90", "peak_memory_mb")
 
 
 @dataclass
@@ -82,10 +79,13 @@ class RunSpec:
 
 @dataclass
 class RunResult:
+    """A finished run: its summary.json object, per-episode results, folder, MLflow run and record."""
+
     summary: dict[str, Any]
     results: pd.DataFrame
     run_dir: Path
     mlflow_run_id: str | None
+    record: RunRecord | None = None
 
 
 def _atomic_json(obj: Any, path: Path) -> None:
@@ -150,7 +150,7 @@ def _train_root(spec: RunSpec) -> Path | None:
 
 
 def _preflight(spec: RunSpec, card, train_card, source: VideoSource, config: BenchConfig, train_cfg: TrainConfig,
-               do_train: bool, missing: set[str], progress: Progress | None) -> list:
+               do_train: bool, missing: set[str], progress: Progress | None, frames: int = 8) -> list:
     """Open every real-dataset video the run will read (test split; train and val splits when training)
     before anything is written, so a corrupt file is a one-line error, not a failed run (data/preflight.py)."""
     from fsar_bench.data.preflight import Preflight
@@ -166,7 +166,7 @@ def _preflight(spec: RunSpec, card, train_card, source: VideoSource, config: Ben
         work.append((train_src, [e for s in splits for e in train_card.split(s).entries]))
     probes = []
     for src, keys in work:
-        probe = Preflight(src, cache)
+        probe = Preflight(src, cache, frames=frames)  # frame folders: the run's test frames are decoded
         show = (lambda d, t, n=src.card.name: progress(f"opening {n} videos", d, t)) if progress else None
         probe.check(keys, show)
         probes.append(probe)
@@ -185,6 +185,31 @@ def _train_config(cls, preset: str, config: BenchConfig, spec: RunSpec, device: 
     return TrainConfig(**{**values, "device": device})
 
 
+@dataclass
+class RunPlan:
+    """A run resolved before anything is written: dataset cards, episode set, method, configs, record.
+
+    `record` holds the run's identity and environment (results and efficiency are filled at the end);
+    `lock` is the open lock file of the run folder while this process owns it (rank 0 only).
+    """
+
+    spec: RunSpec
+    card: Any  # fsar_bench.data.cards.DatasetCard
+    train_card: Any
+    preset: str
+    device: str
+    source: VideoSource
+    episodes: EpisodeSet
+    missing: list[str]
+    train_cfg: TrainConfig
+    method: Any  # fsar_bench.protocol.Method
+    do_train: bool
+    record: RunRecord
+    run_dir: Path
+    name: str
+    lock: Any = None
+
+
 class _NoTracker:
     """What ranks other than 0 log to under torchrun: nothing."""
 
@@ -194,15 +219,47 @@ class _NoTracker:
 
 def execute(spec: RunSpec, config: BenchConfig, progress: Progress | None = None,
             log: Callable[[str], None] = print, parent_run_id: str | None = None) -> RunResult:
-    """One run. Under torchrun every rank calls this; training and evaluation are split across the
-    ranks, and rank 0 alone writes the run folder's files and logs to MLflow (docs/distributed.md)."""
+    """One run: plan -> preflight -> train -> evaluate -> record. Under torchrun every rank calls this;
+    training and evaluation are split across the ranks, and rank 0 alone writes the run folder's files
+    and logs to MLflow (docs/distributed.md). Interrupted runs resume; bad input is an FsarError."""
+    device, main = _start_processes(config)
+    if not main:
+        progress, log = None, (lambda s: None)
+    run = plan(spec, config, device, progress)
+    try:
+        preflight(run, config, progress)
+        tracker = _open_tracker(run, config, parent_run_id, main)
+        log(_banner(run))
+        status = "FAILED"
+        try:
+            state = train(run, config, tracker, progress)
+            df, seconds = evaluate_run(run, config, progress)
+            rec = record(run, state, df, seconds, tracker, main)
+            status = "FINISHED"
+        except KeyboardInterrupt:
+            status = "KILLED"
+            raise
+        finally:
+            tracker.end(status)
+    except OSError as exc:
+        raise _disk_error(exc, config) from None
+    finally:
+        _release(run)
+    summary = dist.broadcast_object(rec.to_summary())  # every rank returns rank 0's summary
+    return RunResult(summary, df, run.run_dir, summary["mlflow_run_id"], RunRecord.from_summary(summary))
+
+
+def _start_processes(config: BenchConfig) -> tuple[str, bool]:
+    """Threads, device and (under torchrun) the process group; (device, is rank 0)."""
     if config["threads"]:  # e.g. 1 on a shared or oversubscribed machine, where it can be many times faster
         torch.set_num_threads(config["threads"])
     device = dist.local_device(_device(config))
     dist.init(device)  # a no-op unless torchrun started several processes
-    main, world = dist.is_main(), dist.world_size()
-    if not main:
-        progress, log = None, (lambda s: None)
+    return device, dist.is_main()
+
+
+def resolve(spec: RunSpec) -> tuple[Any, Any, str, EpisodeSpec]:
+    """Cards, preset and the test episode spec, validated (unknown names, impossible shapes: FsarError)."""
     card = get_card(spec.dataset)
     train_card = get_card(spec.train_dataset or spec.dataset)
     card.check_disjoint()
@@ -213,133 +270,253 @@ def execute(spec: RunSpec, config: BenchConfig, progress: Progress | None = None
         from fsar_bench.errors import unknown
 
         raise unknown(f"preset of method {spec.method!r},", preset, cls.presets)
-
-    test_seed = spec.episode_seed or card.seeds["test"]
-    ep_spec = EpisodeSpec(card.name, "test", spec.way, spec.shot, spec.query, spec.episodes, test_seed)
+    ep_spec = EpisodeSpec(card.name, "test", spec.way, spec.shot, spec.query, spec.episodes,
+                          spec.episode_seed or card.seeds["test"])
     make_set(card, ep_spec).sampler  # noqa: B018  (validates way/shot/query against the split now)
+    return card, train_card, preset, ep_spec
 
+
+def plan(spec: RunSpec, config: BenchConfig, device: str, progress: Progress | None = None) -> RunPlan:
+    """Resolve everything a run needs, writing nothing but a generated toy dataset. The test data is
+    checked (missing videos) before the method is built, so a wrong root is reported before a model
+    that downloads weights is created."""
+    card, train_card, preset, ep_spec = resolve(spec)
     prepare = (lambda d, t: progress(f"preparing {card.name}", d, t)) if progress else None
     with dist.main_first():  # rank 0 generates a toy dataset, the others then find it
         source = VideoSource.open(card, config, Path(spec.root) if spec.root else None, progress=prepare)
+    episodes, missing = _filtered_set(card, ep_spec, source, spec.allow_missing)
+    train_cfg = _train_config(method_class(spec.method), preset, config, spec, device)
+    method = _build_method(spec, preset, config, train_cfg)
+    do_train = not spec.no_train and train_cfg.steps > 0 and spec.shot > 0
+    world = dist.world_size()
+    run_key = spec.key(world if do_train else 1)
+    name = f"{spec.method}-{card.name}-{ep_spec.setting}"
+    ident = _identity(spec, card, train_card, preset, episodes, missing, method, train_cfg, do_train, run_key,
+                      source.root)
+    rec = RunRecord(ident, Environment(versions=dict(environment()), world_size=world,
+                                       distributed=_world_params(world, train_cfg)))
+    return RunPlan(spec, card, train_card, preset, device, source, episodes, missing, train_cfg, method, do_train,
+                   rec, config.results_dir / f"{name}-{run_key}", name)
+
+
+def _build_method(spec: RunSpec, preset: str, config: BenchConfig, train_cfg: TrainConfig) -> Any:
+    """The method from its preset, bench.yaml and --set overrides, seeded, with --init-from weights,
+    identical on every rank."""
     overrides = {**config.method_overrides(spec.method, preset), **spec.overrides}
     if spec.frames is not None:
         overrides["frames"] = spec.frames
-    train_cfg = _train_config(cls, preset, config, spec, device)
-    seed_torch(train_cfg.seed, "init")  # random-init weights are reproducible too
+    torch.manual_seed(_seed_int(train_cfg.seed, "init") % (2**63))  # random-init weights are reproducible too
     method = create_method(spec.method, preset, matcher=spec.matcher, **overrides)
     if spec.init_from:
         from fsar_bench.engine.checkpoint import load_file
 
         load_file(method, spec.init_from)
     dist.broadcast_module(method)  # every rank starts from rank 0's weights
-    do_train = not spec.no_train and train_cfg.steps > 0 and spec.shot > 0
+    return method
 
-    episodes, missing = _filtered_set(card, ep_spec, source, spec.allow_missing)
+
+def _identity(spec: RunSpec, card, train_card, preset: str, episodes: EpisodeSet, missing: list[str], method,
+              train_cfg: TrainConfig, do_train: bool, run_key: str, root: Path) -> Identity:
+    """What the run is: the identity section of its record."""
     canon = canonicity(card, episodes) if not missing else None
-    canonical = bool(canon and canon.canonical)
-    why = canon.reason if canon else f"{len(missing)} missing videos (--allow-missing)"
+    hp = dict(method.hparams)
+    return Identity(
+        method=spec.method, dataset=card.name, way=spec.way, shot=spec.shot, query=spec.query,
+        episodes=spec.episodes, matcher=getattr(method, "matcher_name", ""), preset=preset,
+        backbone=hp.get("backbone") or hp.get("clip_model") or "", train_dataset=train_card.name,
+        frames=method.frames, image_size=method.image_size, overrides=dict(spec.overrides), hparams=hp,
+        train_config=asdict(train_cfg), trained=do_train, train_steps=train_cfg.steps if do_train else 0,
+        train_seed=str(train_cfg.seed), episode_seed=episodes.spec.seed, episode_digest=episodes.digest,
+        canonical=bool(canon and canon.canonical),
+        canonical_reason=canon.reason if canon else f"{len(missing)} missing videos (--allow-missing)",
+        data_version=_data_version(card, missing, root), weights_source=method.weights_source,
+        weights=weights_class(method.weights_source), init_from=spec.init_from or "", cache=spec.cache,
+        run_key=run_key)
 
-    data_version = _data_version(card, missing, source.root)
-    run_key = spec.key(world if do_train else 1)
+
+def preflight(run: RunPlan, config: BenchConfig, progress: Progress | None) -> None:
+    """Before anything is trained: the tracking server answers, every real-dataset video the run
+    reads opens, the results folder is writable, this process owns the run folder (lock) and the
+    folder holds no damaged or half-written file from an earlier attempt."""
     from fsar_bench.tracking import check_reachable
 
-    check_reachable(config.tracking_uri)  # before anything is written or trained
-    probes = _preflight(spec, card, train_card, source, config, train_cfg, do_train, set(missing), progress)
+    check_reachable(config.tracking_uri)
+    probes = _preflight(run.spec, run.card, run.train_card, run.source, config, run.train_cfg, run.do_train,
+                        set(run.missing), progress, frames=run.method.frames)
     _check_writable(config.results_dir)
     for probe in probes:
         probe.save()
-    name = f"{spec.method}-{card.name}-{spec.way}w{spec.shot}s"
-    run_dir = config.results_dir / f"{name}-{run_key}"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if main:
-        _atomic_json({"spec": asdict(spec), "preset": preset, "world_size": world}, run_dir / "run.json")
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    if dist.is_main():
+        run.lock = _lock_run_dir(run.run_dir)
+        _clean_run_dir(run.run_dir)
+        _atomic_json({"spec": asdict(run.spec), "preset": run.preset, "world_size": dist.world_size()},
+                     run.run_dir / "run.json")
 
+
+def _open_tracker(run: RunPlan, config: BenchConfig, parent_run_id: str | None, main: bool) -> Any:
+    """The MLflow run of this run (rank 0), started with the record's params and tags; runs of the same
+    key left RUNNING by a dead process are marked KILLED first."""
+    if not main:
+        return _NoTracker()
     from fsar_bench.tracking import Tracker
 
-    tracker = (Tracker(config.tracking_uri, config["experiment"], config.results_dir / "mlartifacts") if main
-               else _NoTracker())
-    env = environment()
-    counts = method.parameter_counts()
-    params = {
-        "method": spec.method, "matcher": getattr(method, "matcher_name", ""), "preset": preset,
-        "backbone": method.hparams.get("backbone") or method.hparams.get("clip_model") or "", "dataset": card.name, "train_dataset": train_card.name,
-        "cross_dataset": train_card.name != card.name, "way": spec.way, "shot": spec.shot, "query": spec.query,
-        "frames": method.frames, "image_size": method.image_size, "episodes": spec.episodes,
-        "episode_seed": test_seed, "episode_digest": episodes.digest, "canonical": canonical, "data_version": data_version,
-        "train_seed": train_cfg.seed, "weights_source": method.weights_source, "run_key": run_key,
-        "cache": spec.cache, "init_from": spec.init_from or "", "trained": do_train, **{f"hp.{k}": v for k, v in method.hparams.items()},
-        **{f"train.{k}": v for k, v in asdict(train_cfg).items()}, **env, **_world_params(world, train_cfg),
-    }
-    tags = {"fsar.run_key": run_key, "fsar.canonical": str(canonical).lower(),
-            "fsar.weights": "random-init" if method.weights_source == "random-init" else "pretrained",
-            "fsar.setting": f"{spec.way}w{spec.shot}s", "fsar.dataset": card.name, "fsar.method": spec.method}
-    resumed = tracker.mark_stale_runs_killed(run_key)
-    run_id = tracker.start(name, params, {**tags, "fsar.resumed": str(bool(resumed)).lower()}, parent=parent_run_id)
-    log(f"run {name} ({'canonical' if canonical else 'NON-CANONICAL: ' + why}; weights {method.weights_source}; "
-        f"preset {preset}) -> {run_dir}")
-    status = "FAILED"
-    try:
-        state = TrainState()
-        if do_train:
-            state = _train(method, spec, train_card, config, train_cfg, run_dir, tracker, progress)
-        # a method may change a hyperparameter while training (I2ST drops its mask loss on data without
-        # masks); MLflow params are write-once, so the value in force is logged beside the requested one
-        changed = {k: v for k, v in method.hparams.items() if params.get(f"hp.{k}", v) != v or f"hp.{k}" not in params}
-        if changed:
-            tracker.log_params({f"hp.{k}.effective": v for k, v in changed.items()})
-        method.set_dataset(card)
-        t0 = time.perf_counter()
-        store = ResultStore(run_dir / ("episodes" if spec.cache else "episodes-nocache"))
-        df = evaluate(method, source, episodes, store, EvalOptions(cache=spec.cache, device=device, batch_episodes=spec.episode_batch),
-                      cache_dir=config.results_dir / "cache", progress=progress)
-        eval_seconds = time.perf_counter() - t0
-        if len(df) != spec.episodes:
-            raise RuntimeError(f"evaluation produced {len(df)} episodes, expected {spec.episodes}")
-        summary = {
-            **accuracy_summary(df), "method": spec.method, "matcher": params["matcher"], "preset": preset,
-            "dataset": card.name, "train_dataset": train_card.name, "setting": f"{spec.way}w{spec.shot}s",
-            "way": spec.way, "shot": spec.shot, "query": spec.query, "frames": method.frames,
-            "episode_digest": episodes.digest, "canonical": canonical, "canonical_reason": why, "data_version": data_version,
-            "weights_source": method.weights_source, **counts, "train_steps": state.step,
-            "train_seconds": state.seconds, "train_loss_last20": mean_tail(state.losses),
-            "val_best": state.best_val, "val_best_step": state.best_step, "eval_seconds": eval_seconds,
-            "run_key": run_key, "mlflow_run_id": run_id, "environment": env, "world_size": world,
-            "hparams_changed": changed,
-        }
-        if main:
-            from fsar_bench.profile import profile_method
+    tracker = Tracker(config.tracking_uri, config["experiment"], config.results_dir / "mlartifacts")
+    resumed = tracker.mark_stale_runs_killed(run.record.identity.run_key)
+    tags = {**run.record.mlflow_tags(), "fsar.resumed": str(bool(resumed)).lower()}
+    tracker.start(run.name, run.record.mlflow_params(), tags, parent=parent_run_id)
+    return tracker
 
-            profile = profile_method(method, way=spec.way, shot=spec.shot, query=spec.query, device=device,
-                                     warmup=1, repeats=3)
-            summary.update({k: profile[k] for k in PROFILE_FIELDS if k in profile})
-            summary["hardware_key"] = profile.get("hardware_key", "")
-            df.to_parquet(run_dir / "episodes.parquet", index=False)
-            _atomic_json(summary, run_dir / "summary.json")
-            tracker.log_metrics({k: summary[k] for k in ("accuracy", "accuracy_std", "ci95", "episodes",
-                                                         "train_seconds", "eval_seconds", "params_total",
-                                                         "params_trainable", *PROFILE_FIELDS) if k in summary})
-            tracker.set_tags({"fsar.hardware": summary["hardware_key"][:250]})
-            tracker.log_artifact(run_dir / "episodes.parquet")
-            tracker.log_artifact(run_dir / "summary.json")
-        summary = dist.broadcast_object(summary)  # every rank returns rank 0's summary
-        status = "FINISHED"
-        return RunResult(summary, df, run_dir, summary["mlflow_run_id"])
-    except KeyboardInterrupt:
-        status = "KILLED"
-        raise
-    finally:
-        tracker.end(status)
+
+def _banner(run: RunPlan) -> str:
+    i = run.record.identity
+    state = "canonical" if i.canonical else "NON-CANONICAL: " + i.canonical_reason
+    return f"run {run.name} ({state}; weights {i.weights_source}; preset {run.preset}) -> {run.run_dir}"
+
+
+def train(run: RunPlan, config: BenchConfig, tracker: Any, progress: Progress | None) -> TrainState:
+    """Train episodically when the run trains (checkpoints in the run folder: resumable), then log
+    hyperparameters the method changed while training; an empty TrainState otherwise."""
+    state = TrainState()
+    if run.do_train:
+        state = _train(run.method, run.spec, run.train_card, config, run.train_cfg, run.run_dir, tracker, progress)
+    # a method may change a hyperparameter while training (I2ST drops its mask loss on data without
+    # masks); MLflow params are write-once, so the value in force is logged beside the requested one
+    asked = run.record.identity.hparams
+    changed = {k: v for k, v in run.method.hparams.items() if k not in asked or asked[k] != v}
+    run.record.results.hparams_changed = changed
+    if changed:
+        tracker.log_params({f"hp.{k}.effective": v for k, v in changed.items()})
+    return state
+
+
+def evaluate_run(run: RunPlan, config: BenchConfig, progress: Progress | None) -> tuple[pd.DataFrame, float]:
+    """Score every test episode (resuming from the results chunks already in the run folder);
+    (per-episode results, seconds). Guarantees one row per requested episode."""
+    run.method.set_dataset(run.card)
+    t0 = time.perf_counter()
+    store = ResultStore(run.run_dir / ("episodes" if run.spec.cache else "episodes-nocache"))
+    options = EvalOptions(cache=run.spec.cache, device=run.device, batch_episodes=run.spec.episode_batch)
+    df = evaluate(run.method, run.source, run.episodes, store, options, cache_dir=config.results_dir / "cache",
+                  progress=progress)
+    if len(df) != run.spec.episodes:
+        raise RuntimeError(f"evaluation produced {len(df)} episodes, expected {run.spec.episodes}")
+    return df, time.perf_counter() - t0
+
+
+def record(run: RunPlan, state: TrainState, df: pd.DataFrame, eval_seconds: float, tracker: Any,
+           main: bool) -> RunRecord:
+    """Complete the run's record (results; on rank 0 also the efficiency profile of the trained model)
+    and, on rank 0, write episodes.parquet and summary.json atomically and log both with the metrics."""
+    rec, spec = run.record, run.spec
+    acc = accuracy_summary(df)
+    rec.results = Results(accuracy=acc["accuracy"], accuracy_std=acc["accuracy_std"], ci95=acc["ci95"],
+                          train_steps=state.step, train_seconds=state.seconds,
+                          train_loss_last20=mean_tail(state.losses), val_best=state.best_val,
+                          val_best_step=state.best_step, eval_seconds=eval_seconds,
+                          hparams_changed=rec.results.hparams_changed)
+    rec.mlflow_run_id = getattr(tracker, "run_id", None) or ""
+    counts = run.method.parameter_counts()
+    rec.efficiency = Efficiency(params_total=counts["params_total"], params_trainable=counts["params_trainable"])
+    if not main:
+        return rec
+    from fsar_bench.profile import profile_method
+
+    profile = profile_method(run.method, way=spec.way, shot=spec.shot, query=spec.query, device=run.device,
+                             warmup=1, repeats=3)
+    for name in PROFILE_FIELDS:
+        setattr(rec.efficiency, name, profile.get(name))
+    rec.environment.hardware_key = profile.get("hardware_key", "")
+    with atomic_path(run.run_dir / "episodes.parquet") as tmp:
+        df.to_parquet(tmp, index=False)
+    _atomic_json(rec.to_summary(), run.run_dir / "summary.json")
+    tracker.log_metrics(rec.mlflow_metrics())
+    tracker.set_tags({"fsar.hardware": rec.environment.hardware_key[:250]})
+    tracker.log_artifact(run.run_dir / "episodes.parquet")
+    tracker.log_artifact(run.run_dir / "summary.json")
+    return rec
 
 
 def _world_params(world: int, train_cfg: TrainConfig) -> dict[str, Any]:
-    """What a torchrun run records about its ranks (docs/distributed.md)."""
+    """What a torchrun run records about its ranks (docs/distributed.md), beside world_size."""
     if world == 1:
-        return {"world_size": 1}
-    return {"world_size": world, "dist_backend": dist.backend(),
+        return {}
+    return {"dist_backend": dist.backend(),
             "train.episodes_per_update_total": train_cfg.episodes_per_update * world,
             "train.rank_episodes": f"episode i -> rank i % {world}",
             "train.rank_seeds": f"rank r: episodes i = r, r+{world}, ...; episode i sampled and augmented from "
                                 f"(train/{train_cfg.seed}, i), torch seeded from ({train_cfg.seed}, step, i)"}
+
+
+# -- run folder: ownership, leftovers, faults ---------------------------------------------------
+
+def _lock_run_dir(run_dir: Path) -> Any:
+    """Hold `<run_dir>/.lock` for the whole run; a second process on the same run folder is refused."""
+    import fcntl
+
+    fh = open(run_dir / ".lock", "w")  # noqa: SIM115  (held until _unlock)
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise FsarError(f"another fsar-bench process is running this run now (run folder {run_dir} is locked)",
+                        "wait for it to finish (re-running then reuses its results) or stop it first") from None
+    return fh
+
+
+def _release(run: RunPlan) -> None:
+    """Remove the temporary files this process left (a write that failed half-way) and unlock."""
+    if run.lock is None:
+        return
+    for tmp in run.run_dir.rglob(f".*.{os.getpid()}.tmp"):
+        tmp.unlink(missing_ok=True)
+    run.lock.close()  # closing releases the flock
+    run.lock = None
+
+
+def _clean_run_dir(run_dir: Path) -> None:
+    """Remove temporary files a killed process left (`.<name>.<pid>.tmp`) and refuse to resume from a
+    damaged results chunk or checkpoint, naming the file. Called while holding the run folder's lock."""
+    for tmp in run_dir.rglob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+    for chunk in sorted(run_dir.glob("episodes*/chunk-*.parquet")):
+        try:
+            import pyarrow.parquet as pq
+
+            pq.read_metadata(chunk)
+        except Exception:  # noqa: BLE001  (pyarrow raises several types for a truncated file)
+            _damaged(chunk, "only its episodes are recomputed")
+    for ckpt in ("checkpoint.pt", "final.pt"):
+        path = run_dir / ckpt
+        if path.exists() and not _zip_ok(path):
+            _damaged(path, "training restarts from the previous checkpoint or from the start")
+
+
+def _zip_ok(path: Path) -> bool:
+    """torch.save files are zip archives: a truncated or corrupted one fails the archive check."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return zf.testzip() is None
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return False
+
+
+def _damaged(path: Path, effect: str) -> None:
+    raise FsarError(f"{path} is damaged (truncated or corrupt; an interrupted write or a full disk?)",
+                    f"delete it (rm '{path}') and re-run the same command: {effect}")
+
+
+def _disk_error(exc: OSError, config: BenchConfig) -> Exception:
+    """A full disk or quota becomes a one-line FsarError; other OSErrors propagate unchanged."""
+    import errno
+
+    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return exc
+    where = exc.filename or config.results_dir
+    return FsarError(f"no space left on the device while writing {where} ({exc.strerror or 'ENOSPC'})",
+                     "free disk space under the results folder, then re-run the same command: it resumes")
 
 
 def _train(method, spec: RunSpec, train_card, config: BenchConfig, train_cfg: TrainConfig, run_dir: Path,
@@ -348,8 +525,9 @@ def _train(method, spec: RunSpec, train_card, config: BenchConfig, train_cfg: Tr
         src = VideoSource.open(train_card, config, _train_root(spec))
     jitter = 0.2
     train_way = min(spec.way, len(train_card.split("train").by_class))
-    episodes = train_episodes(method, src, train_way, spec.shot, train_cfg.train_query, train_cfg.steps,
-                              f"train/{train_cfg.seed}", clip_transform(method, src, jitter))
+    episodes = TrainEpisodes(src, "train", train_way, spec.shot, train_cfg.train_query, train_cfg.steps,
+                             f"train/{train_cfg.seed}", method.frames, clip_transform(method, src, jitter),
+                             with_masks="masks" in method.extra_inputs)
     validate = None
     if train_cfg.val_every and "val" in train_card.split_files:
         n_val = len(train_card.split("val").by_class)

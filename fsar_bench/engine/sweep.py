@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fsar_bench.config import BenchConfig
-from fsar_bench.engine.runner import Progress, RunResult, RunSpec, execute
+from fsar_bench.engine.runner import Progress, RunResult, RunSpec, execute, resolve
 from fsar_bench.errors import FsarError, unknown
 from fsar_bench.io import atomic_path, atomic_write
 
@@ -68,6 +68,8 @@ def run_sweep(kind: str, base: RunSpec, config: BenchConfig, retrain: bool = Fal
     if not suite:
         raise FsarError(f"bench.yaml defines no '{kind}' sweep", f"add sweeps.{kind} to bench.yaml")
     points = _points(kind, base, suite, retrain)
+    for _, _, spec in points:  # every point's plan resolves (names, presets, episode shapes) before any trains
+        resolve(spec)
     reuse = kind in ("nway", "shot") and not retrain
 
     from fsar_bench.tracking import Tracker
@@ -93,11 +95,7 @@ def run_sweep(kind: str, base: RunSpec, config: BenchConfig, retrain: bool = Fal
             result = next(jobs) if jobs else execute(spec, config, progress=progress, log=log, parent_run_id=parent)
             if reuse and weights is None and (result.run_dir / "final.pt").exists():
                 weights = str(result.run_dir / "final.pt")
-            profile = _profile(spec, config) if kind == "efficiency" else None
-            if profile:
-                tracker_child = Tracker(config.tracking_uri, config["experiment"])
-                tracker_child.run_id = result.mlflow_run_id
-                tracker_child.log_metrics({k: v for k, v in profile.items() if isinstance(v, (int, float))})
+            profile = _profile(result) if kind == "efficiency" else None
             done.append(SweepPoint(label, x, result, profile))
         plot = _plot(kind, base, done, plot_dir or config.results_dir / "sweeps")
         if plot:
@@ -117,16 +115,11 @@ def run_sweep(kind: str, base: RunSpec, config: BenchConfig, retrain: bool = Fal
         tracker.end(status)
 
 
-def _profile(spec: RunSpec, config: BenchConfig) -> dict[str, Any] | None:
-    try:
-        from fsar_bench.profile import profile_method
-    except ImportError:
-        return None
-    from fsar_bench.registry import create_method
-
-    preset = spec.preset or "tiny"
-    method = create_method(spec.method, preset, matcher=spec.matcher, **spec.overrides)
-    return profile_method(method, way=spec.way, shot=spec.shot, query=spec.query, repeats=3)
+def _profile(result: RunResult) -> dict[str, Any]:
+    """The efficiency of a point: the profile its run measured on its own trained model (same preset,
+    same hardware key), already logged as the child run's metrics."""
+    eff = dataclasses.asdict(result.record.efficiency) if result.record else {}
+    return {k: v for k, v in eff.items() if v is not None}
 
 
 def _plot(kind: str, base: RunSpec, points: list[SweepPoint], folder: Path) -> Path | None:
