@@ -25,8 +25,9 @@ import torch
 
 from fsar_bench.config import BenchConfig
 from fsar_bench.data.cards import get_card
-from fsar_bench.data.source import TrainEpisodes, VideoSource, _seed_int
+from fsar_bench.data.source import VideoSource
 from fsar_bench.engine import distributed as dist
+from fsar_bench.engine.batches import train_episodes
 from fsar_bench.engine.evaluate import EvalOptions, ResultStore, accuracy_summary, clip_transform, evaluate
 from fsar_bench.engine.train import TrainConfig, TrainData, TrainState, mean_tail
 from fsar_bench.envinfo import environment
@@ -38,6 +39,7 @@ from fsar_bench.io import atomic_path, atomic_write
 from fsar_bench.registry import create_method, method_class
 from fsar_bench.results.record import (PROFILE_FIELDS, Efficiency, Environment, Identity, Results, RunRecord,
                                        weights_class)
+from fsar_bench.seeding import seed_torch
 
 Progress = Callable[[str, int, int], None]
 
@@ -305,7 +307,7 @@ def _build_method(spec: RunSpec, preset: str, config: BenchConfig, train_cfg: Tr
     overrides = {**config.method_overrides(spec.method, preset), **spec.overrides}
     if spec.frames is not None:
         overrides["frames"] = spec.frames
-    torch.manual_seed(_seed_int(train_cfg.seed, "init") % (2**63))  # random-init weights are reproducible too
+    seed_torch(train_cfg.seed, "init")  # random-init weights are reproducible too
     method = create_method(spec.method, preset, matcher=spec.matcher, **overrides)
     if spec.init_from:
         from fsar_bench.engine.checkpoint import load_file
@@ -525,9 +527,8 @@ def _train(method, spec: RunSpec, train_card, config: BenchConfig, train_cfg: Tr
         src = VideoSource.open(train_card, config, _train_root(spec))
     jitter = 0.2
     train_way = min(spec.way, len(train_card.split("train").by_class))
-    episodes = TrainEpisodes(src, "train", train_way, spec.shot, train_cfg.train_query, train_cfg.steps,
-                             f"train/{train_cfg.seed}", method.frames, clip_transform(method, src, jitter),
-                             with_masks="masks" in method.extra_inputs)
+    episodes = train_episodes(method, src, train_way, spec.shot, train_cfg.train_query, train_cfg.steps,
+                              f"train/{train_cfg.seed}", clip_transform(method, src, jitter))
     validate = None
     if train_cfg.val_every and "val" in train_card.split_files:
         n_val = len(train_card.split("val").by_class)
