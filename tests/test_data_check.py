@@ -207,6 +207,27 @@ def test_pyav_encodes_the_same_bytes_after_decord_is_loaded(tmp_path):
     assert digest("fsar") == digest("plain")
 
 
+CONCURRENT_IMPORT = """
+import threading
+import fsar_bench.data.video as video_mod
+barrier, seen = threading.Barrier(4), []
+def first_use():
+    barrier.wait()
+    seen.append(hasattr(video_mod.import_decord(), "logging"))
+threads = [threading.Thread(target=first_use) for _ in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(seen)
+"""
+
+
+def test_first_decord_use_from_several_threads_sees_the_whole_module():
+    """The pre-flight probe's threads import decord together; none may get a half-imported module."""
+    installed_decord()
+    proc = subprocess.run([sys.executable, "-c", CONCURRENT_IMPORT], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.split("\n")[0] == str([True] * 4), proc.stdout + proc.stderr
+
+
 # -- decoder log lines (#15): our one-line error, no ffmpeg/decord chatter before it ---------------------
 def _garbled_mp4(path: Path) -> Path:
     """An H.264 mp4 whose header is fine and whose middle is random bytes."""

@@ -74,12 +74,11 @@ class Preflight:
 
     def check(self, keys: Iterable[tuple[str, str]], progress: Callable[[int, int], None] | None = None) -> int:
         """Probe the (class, video id) pairs not known good; returns how many were probed."""
-        todo: list[tuple[str, Path, str | None]] = []
-        for cls, vid in dict.fromkeys(keys):
-            path = self.source.path(cls, vid)
-            stamp = _stamp(path, self.frames)
-            if stamp is None or self.passed.get(f"{cls}/{vid}") != stamp:
-                todo.append((f"{cls}/{vid}", path, stamp))
+        unique = [(f"{cls}/{vid}", self.source.path(cls, vid)) for cls, vid in dict.fromkeys(keys)]
+        with ThreadPoolExecutor(WORKERS) as pool:  # a frame folder's stamp stats every frame
+            stamps = list(pool.map(lambda item: _stamp(item[1], self.frames), unique))
+        todo: list[tuple[str, Path, str | None]] = [
+            (k, path, stamp) for (k, path), stamp in zip(unique, stamps) if stamp is None or self.passed.get(k) != stamp]
 
         def probe(item: tuple[str, Path, str | None]) -> VideoError | None:
             try:

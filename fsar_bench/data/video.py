@@ -58,6 +58,7 @@ Selector = Callable[[int], list[int]] | None
 
 
 _import_lock = threading.Lock()
+_decord = None  # the module, once fully imported
 
 
 def import_decord():
@@ -70,26 +71,27 @@ def import_decord():
     result depended on which package was imported first. Loaded locally, each package uses its
     own FFmpeg. (The CUDA libraries decord preloads stay global: its GPU decoder needs them so.)
     """
-    import sys
-
-    if "decord" in sys.modules:
-        return sys.modules["decord"]
+    global _decord
+    if _decord is not None:
+        return _decord
     import ctypes
 
-    with _import_lock:
-        real = ctypes.CDLL
+    with _import_lock:  # a thread never sees a half-imported module (nor a half-patched ctypes)
+        if _decord is None:
+            real = ctypes.CDLL
 
-        def cdll(name, mode=ctypes.DEFAULT_MODE, *args, **kwargs):
-            if name and os.path.basename(str(name)).startswith("libdecord"):
-                mode = ctypes.RTLD_LOCAL
-            return real(name, mode, *args, **kwargs)
+            def cdll(name, mode=ctypes.DEFAULT_MODE, *args, **kwargs):
+                if name and os.path.basename(str(name)).startswith("libdecord"):
+                    mode = ctypes.RTLD_LOCAL
+                return real(name, mode, *args, **kwargs)
 
-        ctypes.CDLL = cdll  # type: ignore[misc,assignment]
-        try:
-            import decord
-        finally:
-            ctypes.CDLL = real  # type: ignore[misc]
-    return decord
+            ctypes.CDLL = cdll  # type: ignore[misc,assignment]
+            try:
+                import decord
+            finally:
+                ctypes.CDLL = real  # type: ignore[misc]
+            _decord = decord
+    return _decord
 
 
 def _decord_read(path: Path, select: Selector) -> tuple[list[int], np.ndarray | None]:
