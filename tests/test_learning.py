@@ -1,9 +1,9 @@
 """Learning really happens: trained ProtoNet beats the untrained one, 5-way 1-shot, on toy-appearance
 (prototype matcher) and on the temporal toy-motion (OTAM matcher).
 
-Measured on toy-motion (generator version 3, 1000 test episodes): 35% untrained, 76% trained with
-OTAM; the order-blind prototype matcher reaches 43% trained (it sees a class and its time reversal
-alike). toy-appearance: 27% untrained, ~75% trained."""
+Measured on toy-motion (generator version 4, 1000 test episodes): 35% untrained, 70% trained with
+OTAM; the order-blind prototype matcher reaches 41% trained (10,000 episodes: it sees a class and
+its time reversal alike). toy-appearance (version 4): 27% untrained, 83% trained."""
 
 from __future__ import annotations
 
