@@ -34,7 +34,8 @@ of 480 differed). The encoder now runs with `mbtree=0` and one thread, every x26
 affects the bitstream pinned (`X264_PARAMS`). The renderer was made exact too, so that no CPU's
 maths library can move a pixel: geometry is quantised to 1/16 pixel (`Q`) before any comparison
 and the masks are integer tests; pixel values are integers (float64 draws rounded once) and no
-float32 or transcendental function decides a pixel.
+float32 or transcendental function decides a pixel. (A second cause, fixed in data/video.py: a
+process that had loaded decord RTLD_GLOBAL first encoded with decord's own libx264 build.)
 """
 
 from __future__ import annotations
