@@ -30,8 +30,9 @@ frames in one process). The rendered frames were identical; the cause was libx26
 macroblock-tree rate control (`mbtree`, on in preset `medium`), whose 40-frame lookahead runs past
 the end of a 16-frame clip and then depends on the state of the heap (identical yuv420p input,
 `threads=1`: repeated encodes differed; with `mbtree=0`, or `bframes=0`, or `rc-lookahead=10`, 0
-of 480 differed). The encoder now runs with `mbtree=0` and one thread, every x264 setting that
-affects the bitstream pinned (`X264_PARAMS`). The renderer was made exact too, so that no CPU's
+of 480 differed). The encoder now runs with `mbtree=0` and one thread (x264's threads, lookahead
+threads and sliced threads pinned in `X264_PARAMS`; crf and preset fixed), on yuv420p frames
+converted here in integer arithmetic. The renderer was made exact too, so that no CPU's
 maths library can move a pixel: geometry is quantised to 1/16 pixel (`Q`) before any comparison
 and the masks are integer tests; pixel values are integers (float64 draws rounded once) and no
 float32 or transcendental function decides a pixel. (A second cause, fixed in data/video.py: a
