@@ -164,6 +164,27 @@ def test_damaged_frames_fail_the_probe_with_the_frame_named(tmp_path, damage, fr
     assert list(report.corrupt) == ["c/bad"] and message in report.corrupt["c/bad"]
 
 
+def test_jpeg_with_bytes_after_its_end_marker_is_complete(tmp_path):
+    """Some writers append data after the JPEG end marker: such a frame decodes and is accepted."""
+    paths = write_frames(tmp_path / "v", "img_{:05d}.jpg", 8)
+    paths[3].write_bytes(paths[3].read_bytes() + b"trailer" * 40)
+    assert verify_frame_folder(tmp_path / "v", 8) == 8
+    clip, _ = read_frames(tmp_path / "v", lambda n: list(range(n)))
+    np.testing.assert_allclose(levels(clip), LEVEL * np.arange(8), atol=2)
+
+
+def test_truncated_frame_is_refused_even_with_load_truncated_images(tmp_path, monkeypatch):
+    """Training code often sets Pillow's LOAD_TRUNCATED_IMAGES; a cut frame is still an error, not grey."""
+    from PIL import ImageFile
+
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    for name in ("{:08d}.png", "{:08d}.jpg"):
+        paths = write_frames(tmp_path / name[-3:], name, 8)
+        _truncate(paths[0])
+        with pytest.raises(VideoError, match=f"00000001.{name[-3:]}: truncated"):
+            read_frames(tmp_path / name[-3:], lambda n: [0])
+
+
 def test_frame_format_is_read_from_the_content_not_the_name(tmp_path):
     """Some extractors write PNG data into .jpg files; Pillow and the probe both go by the content."""
     from PIL import Image

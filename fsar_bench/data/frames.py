@@ -26,6 +26,7 @@ import numpy as np
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
 RGB_PREFIXES = ("", "img_", "img", "image_", "image", "frame_", "frame", "im_")
 _NUMBERED = re.compile(r"^(?P<prefix>.*?)(?P<num>\d+)$")
+NO_JPEG_END = "truncated (no JPEG end marker)"
 _HEAD, _TAIL = 4096, 32  # bytes read at the start and the end of each frame
 
 
@@ -113,7 +114,7 @@ def inspect(path: Path) -> tuple[str | None, tuple[int, int] | None]:
     if kind is None:
         return "not a JPEG, PNG or BMP image", None
     if kind == "JPEG" and b"\xff\xd9" not in tail:  # EOI; in entropy-coded data 0xFF is always stuffed
-        return "truncated (no JPEG end marker)", None
+        return NO_JPEG_END, None
     if kind == "PNG" and b"IEND\xaeB`\x82" not in tail:
         return "truncated (no PNG IEND chunk)", None
     if kind == "BMP" and len(head) >= 6 and int.from_bytes(head[2:6], "little") > size:
@@ -121,23 +122,43 @@ def inspect(path: Path) -> tuple[str | None, tuple[int, int] | None]:
     return None, _size(head, kind)
 
 
-def check_structure(path: Path) -> str | None:
-    """None if the file starts and ends like a complete JPEG, PNG or BMP, else why not (one line)."""
-    return inspect(path)[0]
-
-
-def load(path: Path) -> np.ndarray:
-    """One frame, fully decoded: uint8 RGB [H, W, 3]. A truncated image raises (never padded grey)."""
+def _decode(path: Path) -> np.ndarray:
     from PIL import Image
 
-    problem = check_structure(path)
-    if problem:
-        raise FrameFolderError(f"frame {path.name}: {problem}")
     try:
         with Image.open(path) as img:
             return np.asarray(img.convert("RGB"))
     except (OSError, SyntaxError, ValueError) as exc:  # PIL raises these for damaged data
         raise FrameFolderError(f"frame {path.name}: {str(exc).splitlines()[0] or type(exc).__name__}") from None
+
+
+def _checked(path: Path) -> tuple[str | None, tuple[int, int] | None]:
+    """`inspect`, except that a JPEG whose end marker is not among its last bytes (some writers
+    append data after it) is complete if an end marker follows its last start-of-scan marker
+    (0xFF is byte-stuffed in scan data, so neither marker occurs inside it)."""
+    problem, size = inspect(path)
+    if problem == NO_JPEG_END:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            return f"cannot read ({exc.strerror or exc})", None
+        if data.rfind(b"\xff\xd9") > data.rfind(b"\xff\xda") >= 0:
+            return None, _jpeg_size(data[:_HEAD])
+    return problem, size
+
+
+def check_structure(path: Path) -> str | None:
+    """None if the file is a complete JPEG, PNG or BMP, else why not (one line)."""
+    return _checked(path)[0]
+
+
+def load(path: Path) -> np.ndarray:
+    """One frame, fully decoded: uint8 RGB [H, W, 3]. A truncated image raises (never padded grey,
+    even where Pillow's LOAD_TRUNCATED_IMAGES is set, as training code often does)."""
+    problem = check_structure(path)
+    if problem:
+        raise FrameFolderError(f"frame {path.name}: {problem}")
+    return _decode(path)
 
 
 def load_frames(paths: list[Path]) -> np.ndarray:
@@ -160,7 +181,7 @@ def verify(folder: Path, select: Callable[[int], list[int]] | None = None) -> in
     paths = frame_files(folder)
     first: tuple[Path, tuple[int, int]] | None = None
     for p in paths:
-        problem, size = inspect(p)
+        problem, size = _checked(p)
         if problem:
             raise FrameFolderError(f"frame {p.name}: {problem}")
         if size is not None and first is None:
