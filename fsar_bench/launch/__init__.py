@@ -27,15 +27,10 @@ def check_launcher(name: str, config: Any) -> None:
     if name not in LAUNCHERS:
         raise unknown("launcher", name, LAUNCHERS)
     if name == "submitit":
-        from fsar_bench.launch.config import check_paths
+        from fsar_bench.launch.config import check_paths, resolve_cluster
 
         lc = LauncherConfig.from_mapping(config["launcher"], config.source)
-        cluster = lc.cluster
-        if cluster == "auto":
-            import submitit
-
-            cluster = submitit.AutoExecutor.which()
-        check_paths(lc, cluster, config.tracking_uri, config.results_dir)
+        check_paths(lc, resolve_cluster(lc), config.tracking_uri, config.results_dir)
 
 
 def launch_points(name: str, points: list[tuple[str, Any]], config: Any, parent_run_id: str | None,

@@ -105,6 +105,15 @@ def validate(data: Any, where: str) -> None:
                             f"write e.g. `{key}: {example}`")
 
 
+def resolve_cluster(launcher: LauncherConfig) -> str:
+    """`slurm` or `local`: `auto` is SLURM when submitit finds it (sbatch on the PATH), else local."""
+    if launcher.cluster != "auto":
+        return launcher.cluster
+    import submitit
+
+    return "slurm" if submitit.AutoExecutor.which() == "slurm" else "local"
+
+
 def _under(path: Path, folders: list[str]) -> bool:
     resolved = path.expanduser().resolve()
     for folder in folders:

@@ -1,8 +1,8 @@
 """A launched group's folder: what was submitted and how each point is doing.
 
 `<results_dir>/groups/<group>/` holds `group.json` (the group: its MLflow parent run, tracking URI,
-cluster, point names), `points/<i>.json` (one point: its RunSpec, state, attempts, job ids, last
-error, run folder) and `jobs/` (submitit's scripts, pickles and logs). Both the submitting process
+cluster, point names), `points/<i>.json` (one point: its RunSpec, state, attempts, last error,
+run folder; its job ids in `points/<i>.jobs.json`) and `jobs/` (submitit's scripts, pickles and logs). Both the submitting process
 and the jobs write point files, always atomically, so `fsar-bench status` reads them at any time.
 """
 
@@ -58,16 +58,25 @@ class GroupFolder:
         return self.root / "points" / f"{index:04d}.json"
 
     def read_point(self, index: int) -> dict[str, Any]:
-        return _read(self.point_path(index))
+        """The point's file with its job ids merged in (kept apart: the launcher writes them while
+        the job may already be writing the point file)."""
+        return {**_read(self.point_path(index)), **_read(self._jobs_path(index))}
+
+    def _jobs_path(self, index: int) -> Path:
+        return self.root / "points" / f"{index:04d}.jobs.json"
+
+    def record_jobs(self, index: int, job_ids: list[str], job_folder: str) -> None:
+        atomic_write(self._jobs_path(index), json.dumps({"job_ids": job_ids, "job_folder": job_folder}) + "\n")
 
     def update_point(self, index: int, **fields: Any) -> dict[str, Any]:
         """Merge `fields` into the point's file (atomic replace), stamping time, host and pid."""
-        data = {**self.read_point(index), **fields, "updated": time.time()}
+        data = {**_read(self.point_path(index)), **fields, "updated": time.time()}
         atomic_write(self.point_path(index), json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
         return data
 
     def points(self) -> list[dict[str, Any]]:
-        return [_read(p) for p in sorted((self.root / "points").glob("*.json"))]
+        paths = sorted((self.root / "points").glob("[0-9][0-9][0-9][0-9].json"))
+        return [self.read_point(int(p.stem)) for p in paths]
 
 
 def here() -> dict[str, Any]:

@@ -68,11 +68,12 @@ def _run_folders(results_dir: Path) -> dict[str, list[Path]]:
     return out
 
 
-def _child_runs(info: dict[str, Any]) -> dict[str, Any]:
+def _child_runs(info: dict[str, Any], points: list[dict[str, Any]]) -> dict[str, Any]:
     """The MLflow child runs of the group's parent run by run key (newest wins) and by run id; {} if
     the store cannot be read."""
     parent = info.get("parent_run_id")
-    if not parent or not info.get("tracking_uri"):
+    ids = [p["mlflow_run_id"] for p in points if p.get("mlflow_run_id")]
+    if not info.get("tracking_uri") or not (parent or ids):
         return {}
     try:
         from fsar_bench.tracking import _client
@@ -81,8 +82,11 @@ def _child_runs(info: dict[str, Any]) -> dict[str, Any]:
         exp = client.get_experiment_by_name(info.get("experiment", "fsar-bench"))
         if exp is None:
             return {}
-        runs = client.search_runs([exp.experiment_id], f"tags.`mlflow.parentRunId` = '{parent}'",
-                                  order_by=["attributes.start_time ASC"], max_results=5000)
+        if parent:
+            runs = client.search_runs([exp.experiment_id], f"tags.`mlflow.parentRunId` = '{parent}'",
+                                      order_by=["attributes.start_time ASC"], max_results=5000)
+        else:  # a group without a parent run (`run --launcher submitit`): the runs its jobs recorded
+            runs = [client.get_run(i) for i in ids]
     except Exception:  # noqa: BLE001  (status must work without the tracking store)
         return {}
     found = {r.data.tags.get("fsar.run_key", ""): r for r in runs}  # the newest run of each key
@@ -150,5 +154,6 @@ def group_status(group: GroupFolder) -> tuple[dict[str, Any], list[PointStatus]]
     info = group.info()
     results_dir = Path(info.get("results_dir", group.root.parent.parent))
     folders = _run_folders(results_dir)
-    children = _child_runs(info)
-    return info, [point_status(p, folders, children, info.get("cluster", "")) for p in group.points()]
+    points = group.points()
+    children = _child_runs(info, points)
+    return info, [point_status(p, folders, children, info.get("cluster", "")) for p in points]

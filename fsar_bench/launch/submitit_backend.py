@@ -21,7 +21,7 @@ from typing import Any
 
 from fsar_bench.config import BenchConfig
 from fsar_bench.errors import FsarError
-from fsar_bench.launch.config import LauncherConfig, check_paths
+from fsar_bench.launch.config import LauncherConfig, check_paths, resolve_cluster
 from fsar_bench.launch.state import GroupFolder, groups_dir, last_line
 
 LOCAL_GRACE_S = 0.0  # a finished local job without a result pickle crashed (same disk, no lag)
@@ -64,7 +64,7 @@ class SubmititLauncher:
                  executor_factory: Callable[..., Any] | None = None) -> None:
         self.config = config
         self.launcher = launcher or LauncherConfig.from_mapping(config["launcher"], config.source)
-        self.cluster = self._cluster()
+        self.cluster = resolve_cluster(self.launcher)
         check_paths(self.launcher, self.cluster, config.tracking_uri, config.results_dir)
         self.parent_run_id = parent_run_id
         self.log = log
@@ -82,13 +82,6 @@ class SubmititLauncher:
                                "results_dir": self.frozen["data"]["results_dir"], "jobs": str(self.jobs_folder),
                                "created": time.time(), "launcher": dataclasses.asdict(self.launcher)})
         log(f"group {self.group.name}: {self.cluster} jobs (follow with `fsar-bench status {self.group.name}`)")
-
-    def _cluster(self) -> str:
-        if self.launcher.cluster != "auto":
-            return self.launcher.cluster
-        import submitit
-
-        return submitit.AutoExecutor.which()
 
     def _executor(self) -> Any:
         """A submitit AutoExecutor with the `launcher:` resources (slurm_* options only reach SLURM)."""
@@ -112,10 +105,6 @@ class SubmititLauncher:
         if self.cluster == "local":
             params = {k: v for k, v in params.items() if not k.startswith("slurm_")}
         ex.update_parameters(**params)
-        try:
-            (self.jobs_folder / "%j").rmdir()  # an empty placeholder some submitit versions create
-        except OSError:
-            pass
         return ex
 
     # -- submission -------------------------------------------------------------------------
@@ -130,9 +119,14 @@ class SubmititLauncher:
         from fsar_bench.launch.jobs import PointJob
 
         if len(payloads) == 1:
-            return [self.executor.submit(PointJob(), payloads[0], self.frozen)]
-        with self.executor.batch():  # one SLURM array job, at most array_parallelism running at once
-            jobs = [self.executor.submit(PointJob(), p, self.frozen) for p in payloads]
+            jobs = [self.executor.submit(PointJob(), payloads[0], self.frozen)]
+        else:
+            with self.executor.batch():  # one SLURM array job, at most array_parallelism running at once
+                jobs = [self.executor.submit(PointJob(), p, self.frozen) for p in payloads]
+        try:
+            (self.jobs_folder / "%j").rmdir()  # the empty staging folder submitit leaves behind
+        except OSError:
+            pass
         return jobs
 
     def run(self, points: list[Point]) -> list[Any]:
@@ -143,10 +137,10 @@ class SubmititLauncher:
         payloads = [self._payload(first + i, p) for i, p in enumerate(points)]
         for p in payloads:
             self.group.update_point(p["index"], name=p["name"], spec=p["spec"], state="pending", attempts=1,
-                                    job_ids=[], error="", error_kind="")
+                                    error="", error_kind="")
         jobs = self._submit(payloads)
         for p, job in zip(payloads, jobs):
-            self.group.update_point(p["index"], job_ids=[job.job_id], job_folder=str(job.paths.folder))
+            self.group.record_jobs(p["index"], [job.job_id], str(job.paths.folder))
         self.log(f"group {self.group.name}: submitted {len(jobs)} job(s) "
                  f"({', '.join(sorted({str(j.job_id).split('_')[0] for j in jobs}))})")
         outputs = self._wait(payloads, jobs)
@@ -224,7 +218,7 @@ class SubmititLauncher:
                                 error="", error_kind="")
         job = self._submit([payload])[0]
         ids = list(point.get("job_ids") or []) + [job.job_id]
-        self.group.update_point(payload["index"], job_ids=ids, job_folder=str(job.paths.folder))
+        self.group.record_jobs(payload["index"], ids, str(job.paths.folder))
         return job
 
 
