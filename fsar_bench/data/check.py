@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +37,7 @@ from fsar_bench.data.preflight import cache_name
 from fsar_bench.data.source import VideoSource
 from fsar_bench.data.video import read_frames, verify_frame_folder
 from fsar_bench.errors import FsarError, unknown
+from fsar_bench.io import atomic_write
 
 MANIFEST_NAME = ".fsar-availability.json"  # the legacy manifest inside a dataset root (read only)
 MANIFEST_FOLDER = "availability"  # under the cache folder
@@ -148,19 +148,7 @@ def _decode_problem(path: Path, frames: int) -> str | None:
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1, ensure_ascii=False)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
 
 
 def check_dataset(source: VideoSource, splits: Sequence[str] = SPLITS, frames: int = 8,

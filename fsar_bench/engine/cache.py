@@ -17,7 +17,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from fsar_bench.io import atomic_write
 from fsar_bench.protocol import Features, Method
 
 _SINGLE = "__tensor__"  # stream name of a plain-tensor feature
@@ -153,9 +153,7 @@ class FeatureStore:
                 self._write_rows(start, streams, n)
                 for i, key in enumerate(keys):
                     self.index[key] = start + i
-                tmp = self._index_path().with_name(f".index.{os.getpid()}.tmp")
-                tmp.write_text(json.dumps({"rows": self.index, "streams": self._meta}))
-                os.replace(tmp, self._index_path())
+                atomic_write(self._index_path(), json.dumps({"rows": self.index, "streams": self._meta}))
             return
         for i, key in enumerate(keys):
             self.index[key] = start + i

@@ -16,7 +16,6 @@ evaluation with one rank (`_Ranks`), whose collectives return their input.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from fsar_bench.data.transforms import ClipTransform
 from fsar_bench.engine import distributed as dist
 from fsar_bench.engine.cache import FeatureStore, model_fingerprint
 from fsar_bench.episodes.sampler import Episode, EpisodeSet
+from fsar_bench.io import atomic_path
 from fsar_bench.protocol import Features, Method, map_features
 
 Key = tuple[str, str, str]  # (class, video id, role)
@@ -117,9 +117,8 @@ class ResultStore:
             return
         first, last = rows[0]["episode"], rows[-1]["episode"]
         path = self.folder / f"chunk-{first:06d}-{last:06d}.parquet"
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        pd.DataFrame(rows, columns=RESULT_COLUMNS).to_parquet(tmp, index=False)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:  # a failed write (disk full) leaves no temporary file
+            pd.DataFrame(rows, columns=RESULT_COLUMNS).to_parquet(tmp, index=False)
 
     def frame(self) -> pd.DataFrame:
         frames = [pd.read_parquet(p) for p in self.chunks()]

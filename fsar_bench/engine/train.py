@@ -10,7 +10,6 @@ torchrun the ranks split the episode stream (`train_episodic`; docs/distributed.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -25,6 +24,7 @@ from fsar_bench.engine import distributed as dist
 from fsar_bench.engine.batches import TrainEpisodes
 from fsar_bench.engine.checkpoint import Checkpointer
 from fsar_bench.errors import FsarError
+from fsar_bench.io import atomic_path
 from fsar_bench.protocol import EpisodeBatch, Method, register_training_loop
 from fsar_bench.seeding import seed_torch
 
@@ -67,9 +67,8 @@ class TrainData:
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _load(path: Path) -> Any:
