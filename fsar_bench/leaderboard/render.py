@@ -21,7 +21,9 @@ from tabulate import tabulate
 
 from fsar_bench.leaderboard.build import Board, CardInfo, Leaderboard
 from fsar_bench.leaderboard.reported import setting_title
-from fsar_bench.leaderboard.reproduced import (CANONICAL_EPISODES, TIER_ALPHA, RankedRow, RunRecord, UnrankedRow)
+from fsar_bench.episodes import CANONICAL_EPISODES
+from fsar_bench.leaderboard.reproduced import TIER_ALPHA, RankedRow, UnrankedRow
+from fsar_bench.results.record import RunRecord
 
 DASH = "–"
 FORMATS = ("md", "csv", "html")

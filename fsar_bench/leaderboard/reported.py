@@ -16,13 +16,13 @@ leaderboard datasets of their own, with reported rows only.
 from __future__ import annotations
 
 import importlib.util
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
 
+from fsar_bench import episodes
 from fsar_bench.errors import FsarError, unknown
 
 
@@ -56,7 +56,6 @@ MAIN_TABLES: tuple[str, ...] = (
 ACCURACY_COLUMNS = ["source_paper", "source_table", "method", "backbone", "pretraining", "finetune", "matcher",
                     "train_dataset", "test_dataset", "way", "shot", "frames", "accuracy", "own_implementation",
                     "note"]
-_SETTING = re.compile(r"^(\d+)w(\d+)s$")
 
 
 def reported_dir() -> Path:
@@ -74,14 +73,13 @@ def reported_dir() -> Path:
 
 
 def parse_setting(text: str) -> tuple[int, int]:
-    m = _SETTING.match(text.strip())
-    if not m:
+    parsed = episodes.parse_setting(text)
+    if parsed is None:
         raise FsarError(f"setting {text!r} is not of the form <way>w<shot>s", "write e.g. --setting 5w1s")
-    return int(m.group(1)), int(m.group(2))
+    return parsed
 
 
-def setting_name(way: int, shot: int) -> str:
-    return f"{int(way)}w{int(shot)}s"
+setting_name = episodes.setting_name
 
 
 def setting_title(setting: str) -> str:
