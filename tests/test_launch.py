@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import mlflow
 import pandas as pd
@@ -288,3 +289,42 @@ def test_status_shows_failed_points_with_their_last_error_and_dead_jobs(workdir,
     assert group.name in listing.out
     missing = cli("status", "nope")
     assert missing.code == 2 and "no launched group 'nope'" in missing.err
+
+
+class _FinishedJob(_CrashedJob):
+    """A job stand-in that finished: its result file exists and `result()` returns its output."""
+
+    def __init__(self, folder: Path, job_id: str, output: dict) -> None:
+        super().__init__(folder, job_id)
+        self.output = output
+        self.paths.result_pickle.parent.mkdir(parents=True, exist_ok=True)
+        self.paths.result_pickle.write_bytes(b"")
+
+    def result(self) -> dict:
+        return self.output
+
+
+def test_reused_weights_sweeps_submit_the_training_point_first_then_rescore_its_weights(workdir, monkeypatch):
+    from fsar_bench.engine.runner import RunSpec
+    from fsar_bench.launch import launch_sweep_points, submitit_backend
+
+    (workdir / "bench.yaml").write_text(BENCH)
+    submitted: list[dict] = []
+
+    class Executor(_FakeExecutor):
+        def submit(self, fn, payload, config):
+            submitted.append(payload)
+            run_dir = workdir / "fsar-runs" / f"run-{payload['index']}"
+            run_dir.mkdir(parents=True)
+            (run_dir / "final.pt").write_bytes(b"weights")
+            return _FinishedJob(self.folder, str(len(submitted)), {"run_dir": str(run_dir), "summary": {}})
+
+    monkeypatch.setattr(submitit_backend.SubmititLauncher, "_executor", lambda self: Executor(workdir / "jobs", set()))
+    monkeypatch.setattr(submitit_backend, "_run_result", lambda out: SimpleNamespace(run_dir=Path(out["run_dir"])))
+    points = [(str(w), RunSpec("protonet", "toy-motion", way=w)) for w in (5, 6, 7)]
+    runs = launch_sweep_points("sweep-nway", points, load_config(), "parent", reuse=True, log=lambda _: None)
+    assert [r.run_dir.name for r in runs] == ["run-0", "run-1", "run-2"]
+    first, *rest = (p["spec"] for p in submitted)
+    assert not first["no_train"] and first["init_from"] is None  # the first point trains
+    assert all(s["no_train"] and s["init_from"] == str(workdir / "fsar-runs" / "run-0" / "final.pt") for s in rest)
+    assert [s["way"] for s in rest] == [6, 7]
