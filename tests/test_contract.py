@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 import fsar_bench
-from fsar_bench import Method, registry
+from fsar_bench import registry
 from fsar_bench.contract import CHECKS, check_method
 from fsar_bench.protocol import group_by_class
+from mean_rgb import MeanRGB
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "fsar_plugin_example"
 EXAMPLE_NAME = "example_motion"
@@ -118,19 +118,7 @@ def test_example_plugin_is_pip_installable(tmp_path):
 
 
 # -- broken methods fail the right check -------------------------------------------------------------
-class _Base(Method):
-    """Mean RGB per frame, projected: passes every check."""
-
-    presets = {"tiny": {"frames": 4, "image_size": 16}, "full": {}}
-    train_presets = {"tiny": {"steps": 2, "lr": 1e-2}}
-
-    def __init__(self, *, frames: int = 8, image_size: int = 224, width: int = 8) -> None:
-        super().__init__(frames=frames, image_size=image_size)
-        self.proj = nn.Linear(3, width)
-        self.feature_dim = width
-
-    def embed(self, clips, texts=None):
-        return self.proj(clips.mean(dim=(-1, -2)))
+_Base = MeanRGB  # passes every check; the classes below break one each
 
 
 class BatchDependent(_Base):

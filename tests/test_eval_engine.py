@@ -13,22 +13,13 @@ import pandas as pd
 import pytest
 import torch
 
-import fsar_bench
-from fsar_bench.config import load_config
-from fsar_bench.data.cards import get_card
-from fsar_bench.data.source import VideoSource
 from fsar_bench.engine.cache import FeatureStore
 from fsar_bench.engine.evaluate import EvalOptions, evaluate
-from fsar_bench.episodes.locks import make_set
-from fsar_bench.episodes.sampler import EpisodeSpec
+from toy_eval import toy_protonet_episodes
 
 
 def test_cached_and_reference_protocol_give_identical_predictions(workdir, tmp_path):
-    card = get_card("toy-motion")
-    src = VideoSource.open(card, load_config())
-    torch.manual_seed(0)
-    method = fsar_bench.create_method("protonet", preset="tiny", matcher="otam")
-    episodes = make_set(card, EpisodeSpec(card.name, "test", 5, 1, 1, 12, "engine-test"))
+    method, src, episodes = toy_protonet_episodes("engine-test")
     cached = evaluate(method, src, episodes, options=EvalOptions(cache=True), cache_dir=tmp_path / "cache")
     again = evaluate(method, src, episodes, options=EvalOptions(cache=True), cache_dir=tmp_path / "cache")
     reference = evaluate(method, src, episodes, options=EvalOptions(cache=False))

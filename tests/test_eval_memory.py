@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import torch
 
-import fsar_bench
-from fsar_bench.config import load_config
-from fsar_bench.data.cards import get_card
-from fsar_bench.data.source import VideoSource
 from fsar_bench.engine import evaluate as ev
 from fsar_bench.engine.cache import FeatureStore
-from fsar_bench.episodes.locks import make_set
-from fsar_bench.episodes.sampler import EpisodeSpec
+from toy_eval import toy_protonet_episodes
 
 
 def test_scoring_batch_fits_budget():
@@ -31,11 +26,7 @@ def test_row_bytes_memory_and_disk(tmp_path):
 
 def test_budget_changes_calls_not_results(workdir, monkeypatch):
     """A budget of one episode per matcher call gives the same logits as one call for all."""
-    card = get_card("toy-motion")
-    src = VideoSource.open(card, load_config())
-    torch.manual_seed(0)
-    method = fsar_bench.create_method("protonet", preset="tiny", matcher="otam")
-    episodes = make_set(card, EpisodeSpec(card.name, "test", 5, 1, 1, 12, "memory-test"))
+    method, src, episodes = toy_protonet_episodes("memory-test")
     calls: list[int] = []
     score = method.score_batch
 

@@ -10,24 +10,14 @@ import fsar_bench
 from fsar_bench import FsarError, registry
 
 PLUGIN = '''
-from fsar_bench import Method
+from mean_rgb import MeanRGB  # tests/mean_rgb.py
 
 
-class Demo(Method):
+class Demo(MeanRGB):
     """A third-party method: mean RGB per frame, projected."""
 
     presets = {"tiny": {"frames": 4, "image_size": 32}, "full": {}}
     train_presets = {"tiny": {"steps": 2, "lr": 1e-2, "train_query": 1}}
-
-    def __init__(self, *, frames: int = 8, image_size: int = 224, width: int = 8) -> None:
-        super().__init__(frames=frames, image_size=image_size)
-        import torch.nn as nn
-
-        self.proj = nn.Linear(3, width)
-        self.feature_dim = width
-
-    def embed(self, clips, texts=None):
-        return self.proj(clips.mean(dim=(-1, -2)))
 '''
 
 
