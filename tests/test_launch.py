@@ -104,14 +104,22 @@ def test_seed_group_with_a_job_killed_mid_run_is_resubmitted_and_resumes(bench):
                       cfg, {"seeds": "0,1"}, log=lambda _: None)))
     thread.start()
     victim = bench / "fsar-runs" / local[1].run_dir.name
+    key = local[1].run_dir.name.rsplit("-", 1)[-1]  # the run key (same spec, same key)
+    client = mlflow.MlflowClient(cfg.tracking_uri)
     killed = None
     deadline = time.time() + 300
     while killed is None and time.time() < deadline and thread.is_alive():
         groups = bench / "fsar-runs" / "groups"
         point = _group(bench).read_point(1) if groups.is_dir() and any(groups.iterdir()) else {}
-        if point.get("state") == "running" and (victim / "checkpoint.pt").exists():
-            os.kill(int(point["pid"]), signal.SIGKILL)  # the job's process dies mid-training
-            killed = int(point["pid"])
+        running = point.get("state") == "running" and (victim / "run.json").exists()
+        if running and not (victim / "summary.json").exists():
+            # mid-run: training (checkpoint.pt) or later, once the job's MLflow run is open
+            started = (victim / "checkpoint.pt").exists() or client.search_runs(
+                [client.get_experiment_by_name(cfg["experiment"]).experiment_id],
+                f"tags.`fsar.run_key` = '{key}' and attributes.status = 'RUNNING'")
+            if started:
+                os.kill(int(point["pid"]), signal.SIGKILL)  # the job's process dies mid-run
+                killed = int(point["pid"])
         time.sleep(0.05)
     thread.join(timeout=600)
     assert killed, "the job was not caught mid-training"
