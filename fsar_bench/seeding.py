@@ -3,6 +3,8 @@
 A training episode, its augmentations and the torch RNG of a training step are each seeded from
 (run seed, purpose, index) through SHA-256, never from a global counter: any worker count, any
 number of ranks and a resumed run therefore draw exactly what the uninterrupted run drew.
+The toy datasets are generated from such seeds too (`seed_int(..., sep=':')`, `seeded_order`), so
+their bytes are the same on every machine.
 """
 
 from __future__ import annotations
@@ -27,3 +29,8 @@ def seed_torch(*parts: object) -> None:
     import torch
 
     torch.manual_seed(torch_seed(*parts))
+
+
+def seeded_order(seed: str, items: list) -> list:
+    """A seeded, library-independent shuffle: `items` sorted by SHA-256 of '<seed>:<item>'."""
+    return sorted(items, key=lambda it: hashlib.sha256(f"{seed}:{it}".encode()).digest())

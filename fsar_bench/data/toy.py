@@ -52,6 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from fsar_bench.data.cards import DatasetCard
+from fsar_bench.seeding import seed_int, seeded_order
 
 # Generator version per kind: bump a kind's version whenever the bytes it generates change. It
 # seeds the videos and is written to <root>/TOY_VERSION. 2 -> 3 (motion): grey object over a fixed
@@ -80,28 +81,19 @@ COLOURS = {"red": (220, 40, 40), "green": (40, 190, 60), "blue": (50, 80, 230), 
 TEXTURES = ("plain", "hstripes", "vstripes", "checker")
 
 
-def _int(*parts: object) -> int:
-    return int.from_bytes(hashlib.sha256(":".join(map(str, parts)).encode()).digest()[:8], "big")
-
-
-def _rank(seed: str, items: list) -> list:
-    """A seeded, library-independent shuffle: sort by SHA-256 of (seed, item)."""
-    return sorted(items, key=lambda it: hashlib.sha256(f"{seed}:{it}".encode()).digest())
-
-
 # -- class definitions ------------------------------------------------------------------------
 def motion_classes(seed: str) -> dict[str, list[str]]:
     """The 100 non-palindromic ordered pairs form 50 reversal pairs; whole pairs go to one split."""
     prims = list(REV)
     pairs = [(a, b) for a in prims for b in prims if a != b and b != REV[a]]
     orbits = sorted({tuple(sorted([f"{a}_then_{b}", f"{REV[b]}_then_{REV[a]}"])) for a, b in pairs})
-    orbits = _rank(seed + ":orbits", orbits)
+    orbits = seeded_order(seed + ":orbits", orbits)
     cut = {"test": orbits[:12], "val": orbits[12:18], "train": orbits[18:]}
     return {split: sorted(c for orbit in o for c in orbit) for split, o in cut.items()}
 
 
 def appearance_classes(seed: str) -> dict[str, list[str]]:
-    classes = _rank(seed + ":classes", [f"{c}_{s}_on_{t}" for s in SHAPES for c in COLOURS for t in TEXTURES])
+    classes = seeded_order(seed + ":classes", [f"{c}_{s}_on_{t}" for s in SHAPES for c in COLOURS for t in TEXTURES])
     return {"test": sorted(classes[:24]), "val": sorted(classes[24:36]), "train": sorted(classes[36:])}
 
 
@@ -443,7 +435,7 @@ def write_video(card: DatasetCard, root: Path, line: str) -> list[str]:
     """Render and write the video `<class>/<id>` and its mask strip under `root`; their manifest lines."""
     spec = card.toy or {}
     cls, vid = line.rsplit("/", 1)
-    rng = np.random.default_rng(_int(card.name, str(spec["seed"]), generator_version(card), line))
+    rng = np.random.default_rng(seed_int(card.name, str(spec["seed"]), generator_version(card), line, sep=":"))
     video, masks = render(spec["generator"], cls, rng, int(spec["size"]), int(spec["frames"]))
     rel = card.layout.pattern.format(cls=cls, cls_=cls, id=vid)
     (root / rel).parent.mkdir(parents=True, exist_ok=True)
