@@ -417,7 +417,7 @@ def record(run: RunPlan, state: TrainState, df: pd.DataFrame, eval_seconds: floa
                           train_loss_last20=mean_tail(state.losses), val_best=state.best_val,
                           val_best_step=state.best_step, eval_seconds=eval_seconds,
                           hparams_changed=rec.results.hparams_changed)
-    rec.mlflow_run_id = getattr(tracker, "run_id", None) or ""
+    rec.mlflow_run_id = (tracker.run_id or "") if main else ""
     counts = run.method.parameter_counts()
     rec.efficiency = Efficiency(params_total=counts["params_total"], params_trainable=counts["params_trainable"])
     if not main:
