@@ -37,6 +37,21 @@ def test_data_is_a_leaf(module):
     assert not above, sorted(above)
 
 
+def test_registry_and_episodes_import_no_engine():
+    for module in ("fsar_bench.registry", "fsar_bench.episodes.locks"):
+        mods = loaded_with(module)
+        assert not {m for m in mods if m.startswith("fsar_bench.engine")}, (module, sorted(mods))
+    assert "fsar_bench.protocol" not in loaded_with("fsar_bench.episodes.locks")
+
+
+def test_clip_baselines_share_methods_clip_not_ma_fsar():
+    """AIM, CLIP-FSAR and zero-shot CLIP use the shared CLIP package, not MA-FSAR's modules."""
+    code = ("import sys, fsar_methods.clip_baselines\n"
+            "print(sorted(m for m in sys.modules if m.startswith('fsar_methods')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "fsar_methods._clip" in out and "fsar_methods.ma_fsar" not in out, out
+
+
 def test_fit_runs_the_loop_the_engine_registers():
     """`Method.fit` reaches the engine through the loop it registers, not through an import."""
     from fsar_bench import protocol
