@@ -177,15 +177,7 @@ def render(kind: str, cls: str, rng: np.random.Generator, size: int, frames: int
     start = np.array([rng.uniform(lo[i], max(lo[i], hi[i])) for i in range(2)])
     noise = _rint(rng.normal(0, 6, (size, size, 3)))
     base = _to_uint8(background[None, None, :] + tex_amp * (2 * tex[..., None] - 1) + noise)
-    video = np.empty((frames, size, size, 3), np.uint8)
-    masks = np.empty((frames, size, size), bool)
-    for t in range(frames):
-        cx, cy = start + offsets[t]
-        mask = _shape_mask(shape, size, cx, cy, radii[t])
-        video[t] = base
-        video[t][mask] = colour
-        masks[t] = mask
-    return video, masks
+    return _paint(base, colour, shape, start, offsets, radii, frames)
 
 
 # -- toy-motion -----------------------------------------------------------------------------------
@@ -235,6 +227,22 @@ def motion_scene(size: int, period: float, phases: np.ndarray) -> np.ndarray:
     return out
 
 
+def _paint(base: np.ndarray, fill, shape: str, start: np.ndarray, offsets: np.ndarray, radii: np.ndarray,
+           frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Frames [T, S, S, 3] of `base` with the object `shape` (centre start + offsets[t], radius
+    radii[t]) filled with `fill`, and its masks [T, S, S]: both toy generators' last step."""
+    size = base.shape[0]
+    video = np.empty((frames, size, size, 3), np.uint8)
+    masks = np.empty((frames, size, size), bool)
+    for t in range(frames):
+        cx, cy = start + offsets[t]
+        mask = _shape_mask(shape, size, cx, cy, radii[t])
+        video[t] = base
+        video[t][mask] = fill
+        masks[t] = mask
+    return video, masks
+
+
 def _render_motion(cls: str, rng: np.random.Generator, size: int, frames: int) -> tuple[np.ndarray, np.ndarray]:
     a, _, b = cls.partition("_then_")
     shape = MOTION_SHAPES[rng.integers(len(MOTION_SHAPES))]
@@ -254,15 +262,7 @@ def _render_motion(cls: str, rng: np.random.Generator, size: int, frames: int) -
     half = size // 2
     quadrant = (np.arange(size)[:, None] >= half) * 2 + (np.arange(size)[None, :] >= half)
     base = _to_uint8(hues[quadrant] + amp * (2 * stripes[..., None] - 1) + noise)
-    video = np.empty((frames, size, size, 3), np.uint8)
-    masks = np.empty((frames, size, size), bool)
-    for t in range(frames):
-        cx, cy = start + offsets[t]
-        mask = _shape_mask(shape, size, cx, cy, radii[t])
-        video[t] = base
-        video[t][mask] = grey
-        masks[t] = mask
-    return video, masks
+    return _paint(base, grey, shape, start, offsets, radii, frames)
 
 
 def rgb_to_yuv420p(frame: np.ndarray) -> np.ndarray:
