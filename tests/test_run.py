@@ -80,3 +80,27 @@ def test_rerun_resumes_instead_of_recomputing(quick_run, module_workdir):
     assert second.run_dir == first.run_dir
     assert second.summary["accuracy"] == first.summary["accuracy"]
     assert (first.run_dir / "final.pt").exists() and not (first.run_dir / "checkpoint.pt").exists()
+
+
+def test_one_record_in_summary_json_and_mlflow(quick_run):
+    """summary.json (format 2) and the MLflow run are two renderings of one RunRecord: both read back to
+    the same identity, results and efficiency (the profile of the trained model is in both)."""
+    import mlflow
+
+    from fsar_bench.results.record import RunRecord
+    from fsar_bench.results.runs import load_record
+
+    _, result = quick_run
+    rec, df = load_record(result.run_dir)  # the folder's latest run (the resume test may have re-run it)
+    assert rec.identity == result.record.identity and len(df) == 40
+    assert rec.results.accuracy == result.record.results.accuracy
+    assert json.loads((result.run_dir / "summary.json").read_text())["format"] == 2
+    run = mlflow.MlflowClient(load_config().tracking_uri).get_run(rec.mlflow_run_id)
+    back = RunRecord.from_mlflow(run)
+    for name in ("method", "dataset", "setting", "matcher", "preset", "episode_digest", "run_key", "train_steps",
+                 "weights", "data_version", "canonical"):
+        assert getattr(back.identity, name) == getattr(rec.identity, name), name
+    assert back.results.accuracy == pytest.approx(rec.results.accuracy)
+    assert rec.efficiency.flops_per_video > 0
+    assert back.efficiency.flops_per_video == pytest.approx(rec.efficiency.flops_per_video)
+    assert back.environment.hardware_key == rec.environment.hardware_key != ""
