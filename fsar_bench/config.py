@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from fsar_bench.episodes import CANONICAL_EPISODES, CANONICAL_QUERY, VAL_EPISODES
 from fsar_bench.errors import FsarError, unknown
 from fsar_bench.ui import clip, one_line
 
@@ -26,7 +27,8 @@ DEFAULTS: dict[str, Any] = {
     "device": "auto",  # auto | cpu | cuda | cuda:N
     "num_workers": 0,  # data-loader worker processes
     "threads": None,  # torch intra-op threads per process; null: torch's default (one per core)
-    "protocol": {"way": 5, "shot": 1, "query": 1, "test_episodes": 10_000, "val_episodes": 1_000},
+    "protocol": {"way": 5, "shot": 1, "query": CANONICAL_QUERY, "test_episodes": CANONICAL_EPISODES,
+                 "val_episodes": VAL_EPISODES},
     "datasets": {},  # name -> {root: PATH, layout: {kind, pattern}}
     "methods": {},  # name -> {preset name -> {hyperparameter: value}}
     "train": {},  # training overrides for every run: steps, lr, ...
