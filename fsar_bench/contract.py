@@ -22,9 +22,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from fsar_bench.errors import unknown
+from torch import nn
+
+from fsar_bench.errors import FsarError, suggest, unknown
 from fsar_bench.protocol import EpisodeBatch, Features, Method, feature_batch_size, map_features
-from fsar_bench.registry import create_method, matcher_class, method_class, random_init_overrides, resolve_hparams
+from fsar_bench.registry import (MATCHER_PREFIX, create_method, list_matchers, list_methods, matcher_class,
+                                 method_class, random_init_overrides, resolve_hparams)
 
 # Tolerances: features of one video embedded in batches of different sizes may differ by float32
 # rounding (batch-size dependent kernels); permuting supports within a class only reorders sums.
@@ -67,6 +70,28 @@ class ContractError(AssertionError):
     """A contract violation (its message is the check's detail)."""
 
 
+class MatcherHost(Method):
+    """The method a matcher is checked under when no method is named: each frame's mean colour
+    (or, with `patches` > 0, that of each cell of a patches x 1 grid) through one linear layer, so
+    features are [B, T, D] (or [B, T, P, D]) and every failure is the matcher's."""
+
+    presets = {"tiny": {}, "full": {}}
+    train_presets = {"tiny": {"steps": 1, "lr": 1e-2}, "full": {"steps": 1, "lr": 1e-2}}
+
+    def __init__(self, *, frames: int = 4, image_size: int = 16, width: int = 16, patches: int = 0) -> None:
+        super().__init__(frames=frames, image_size=image_size)
+        self.patches = int(patches)
+        self.proj = nn.Linear(3, width)
+        self.feature_dim = width
+
+    def embed(self, clips: Tensor, texts: Sequence[str] | None = None) -> Tensor:
+        if not self.patches:
+            return self.proj(clips.mean(dim=(-1, -2)))  # [B, T, D]
+        cells = torch.nn.functional.adaptive_avg_pool2d(clips.flatten(0, 1), (self.patches, 1))  # [B*T, 3, P, 1]
+        cells = cells.flatten(2).transpose(1, 2)  # [B*T, P, 3]
+        return self.proj(cells).view(*clips.shape[:2], self.patches, -1)  # [B, T, P, D]
+
+
 @dataclass
 class _Ctx:
     name: str
@@ -77,6 +102,7 @@ class _Ctx:
     shot: int
     query: int
     overrides: dict[str, Any] = field(default_factory=dict)
+    host: dict[str, Any] | None = None  # checking a matcher under MatcherHost(**host)
     method: Method | None = None
     batch: EpisodeBatch | None = None
     support: Features | None = None
@@ -130,7 +156,17 @@ def _episode(method: Method, way: int, shot: int, query: int, seed: int) -> Epis
 
 def _build(ctx: _Ctx) -> Method:
     torch.manual_seed(ctx.seed)
-    return create_method(ctx.name, ctx.preset, matcher=ctx.matcher, **ctx.overrides)
+    if ctx.host is None:
+        return create_method(ctx.name, ctx.preset, matcher=ctx.matcher, **ctx.overrides)
+    method = MatcherHost(**ctx.host)
+    method.preset = ctx.preset
+    kwargs = {k[len(MATCHER_PREFIX):]: v for k, v in ctx.overrides.items() if k.startswith(MATCHER_PREFIX)}
+    method.set_matcher(ctx.matcher, matcher_class(ctx.matcher), **kwargs)
+    return method
+
+
+def _method_cls(ctx: _Ctx) -> type[Method]:
+    return MatcherHost if ctx.host is not None else method_class(ctx.name)
 
 
 def _embed(method: Method, clips: Tensor, texts: Sequence[str] | None) -> Features:
@@ -158,6 +194,8 @@ def _take(feats: Features, idx: Sequence[int] | Tensor) -> Features:
 
 # -- the checks ---------------------------------------------------------------------------------------
 def _check_card(ctx: _Ctx) -> str:
+    if ctx.host is not None:
+        return "skip: a matcher has no card (cards describe methods)"
     card = method_class(ctx.name).card()
     return f"card {card.name!r}" + (f" ({card.paper})" if card.paper else " (no card.yaml: defaults)")
 
@@ -335,7 +373,7 @@ def _check_deterministic(ctx: _Ctx) -> str:
 
 
 def _check_training_step(ctx: _Ctx) -> str:
-    cls = method_class(ctx.name)
+    cls = _method_cls(ctx)
     recipe = cls.train_presets.get(ctx.preset, {})
     if recipe.get("steps", 1) == 0:
         return f"skip: the {ctx.preset} preset does not train (train_presets steps 0)"
@@ -397,14 +435,60 @@ def check_method(name: str, preset: str = "tiny", *, matcher: str | None = None,
     """
     cls = method_class(name)
     if preset not in cls.presets:
-        raise unknown(f"preset of method {name!r},", preset, cls.presets)
+        raise unknown("preset", preset, cls.presets, where=f"of method {name!r}")
     if way < 2 or shot < 1 or query < 1:
         raise ValueError("the checks need way >= 2, shot >= 1 and query >= 1")
     ctx = _Ctx(name, preset, matcher, seed, way, shot, query,
                {**random_init_overrides(name, preset), **(overrides or {})})
-    resolve_hparams(name, preset, **ctx.overrides)  # unknown hyperparameters are the caller's error
     if matcher is not None:
         matcher_class(matcher)  # unknown matcher: the caller's error too
+    _check_overrides(name, cls, ctx.overrides, matcher)
+    resolve_hparams(name, preset, **{k: v for k, v in ctx.overrides.items() if not k.startswith(MATCHER_PREFIX)})
+    return _run_checks(ctx)
+
+
+def check_matcher(name: str, *, overrides: dict[str, Any] | None = None, patches: int = 0, way: int = 3,
+                  shot: int = 2, query: int = 2, seed: int = 0) -> list[CheckResult]:
+    """The contract checks of matcher `name`, run under `MatcherHost` (frame features [B, T, D], or
+    [B, T, P, D] with `patches` > 0); `overrides` are `matcher.<key>` hyperparameters. To check it
+    under a real method, `check_method(method, matcher=name)` instead."""
+    matcher_class(name)
+    if way < 2 or shot < 1 or query < 1:
+        raise ValueError("the checks need way >= 2, shot >= 1 and query >= 1")
+    overrides = dict(overrides or {})
+    bad = [k for k in overrides if not k.startswith(MATCHER_PREFIX)]
+    if bad:
+        raise FsarError(f"--set {bad[0]}=... is not a matcher hyperparameter (a matcher is checked under a "
+                        "neutral host method)", f"write matcher hyperparameters as --set {MATCHER_PREFIX}KEY=VALUE")
+    _check_overrides("", MatcherHost, overrides, name)
+    ctx = _Ctx(name, "tiny", name, seed, way, shot, query, overrides, host={"patches": patches})
+    return _run_checks(ctx)
+
+
+def _check_overrides(method: str, cls: type, overrides: dict[str, Any], matcher: str | None) -> None:
+    from fsar_bench.validate import check_matcher_overrides, check_overrides
+
+    if method:
+        check_overrides(method, cls, overrides, matcher=matcher)
+    else:
+        check_matcher_overrides(matcher or "", {k[len(MATCHER_PREFIX):]: v for k, v in overrides.items()})
+
+
+def plugin_kind(name: str) -> str:
+    """'method' or 'matcher': what `name` is registered as (a method when it is both); FsarError
+    naming both registries when it is neither."""
+    methods, matchers = list_methods(), list_matchers()
+    if name in methods:
+        return "method"
+    if name in matchers:
+        return "matcher"
+    hint = suggest(name, [*methods, *matchers]) if len(name) <= 200 else ""
+    raise FsarError(f"{name!r} is neither a registered method nor a registered matcher",
+                    (hint + " " if hint else "") + f"known methods: {', '.join(methods)}; known matchers: "
+                    f"{', '.join(matchers)} (a plugin must be pip-installed with its entry point)")
+
+
+def _run_checks(ctx: _Ctx) -> list[CheckResult]:
     results: dict[str, CheckResult] = {}
     with torch.random.fork_rng(devices=[]):
         for check, (fn, needs) in _RUNNERS.items():

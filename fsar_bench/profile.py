@@ -189,7 +189,7 @@ def _embed(method: Method, clips: Tensor, texts: Sequence[str] | None, batch: in
 
 def profile_method(method: Method, way: int = 5, shot: int = 1, query: int = 1, device: str = "cpu",
                    warmup: int = 2, repeats: int = 5, batch_videos: int | None = None,
-                   seed: int = 0) -> dict[str, Any]:
+                   seed: int = 0, progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
     """Parameters, FLOPs, latency and peak memory of one `way`-way `shot`-shot episode.
 
     Inputs are random clips `randn [N, method.frames, 3, method.image_size, method.image_size]`
@@ -207,8 +207,10 @@ def profile_method(method: Method, way: int = 5, shot: int = 1, query: int = 1, 
     hardware fields of `hardware_key` (device, device_name, cpu_model, threads, torch, ...).
 
     The method is moved to `device` and put in eval mode for the measurement (its training mode
-    is restored afterwards).
+    is restored afterwards). `progress(stage, done, total)` is told each counted part and episode
+    (a full-size method takes minutes on a CPU).
     """
+    report = progress or (lambda stage, done, total: None)
     if way < 1 or shot < 0 or query < 1:
         raise ValueError(f"need way >= 1, shot >= 0, query >= 1 (got {way}, {shot}, {query})")
     if repeats < 1 or warmup < 0:
@@ -245,25 +247,31 @@ def profile_method(method: Method, way: int = 5, shot: int = 1, query: int = 1, 
     try:
         with torch.no_grad():
             # FLOPs: each part counted separately (the matcher on features computed outside).
+            report("counting FLOPs", 0, 4)
             flops_video = count_flops(method.embed, one)
+            report("counting FLOPs", 1, 4)
             q_feats = _embed(method, queries, None, batch_videos)
             with flop_counter() as c:
                 _embed(method, queries, None, batch_videos)
             flops_query = int(c.get_total_flops())
+            report("counting FLOPs", 2, 4)
             s_feats = embed_support(q_feats)
             with flop_counter() as c:
                 embed_support(q_feats)
             flops_support = int(c.get_total_flops())
+            report("counting FLOPs", 3, 4)
             with flop_counter() as c:
                 logits = score(q_feats, s_feats)
             flops_matcher = int(c.get_total_flops())
+            report("counting FLOPs", 4, 4)
             if tuple(logits.shape) != (1, n_q, way):
                 raise RuntimeError(f"{type(method).__name__}.score_batch returned logits of shape "
                                    f"{tuple(logits.shape)}, expected {(1, n_q, way)}")
             del q_feats, s_feats, logits
 
-            for _ in range(warmup):
+            for i in range(warmup):
                 episode()
+                report("warm-up episodes", i + 1, warmup)
             _sync(dev)
             times: list[float] = []
             with peak_memory(dev) as mem:
@@ -273,6 +281,7 @@ def profile_method(method: Method, way: int = 5, shot: int = 1, query: int = 1, 
                     episode()
                     _sync(dev)
                     times.append((time.perf_counter() - t0) * 1000.0)
+                    report("timed episodes", len(times), repeats)
     finally:
         method.train(was_training)
 

@@ -101,3 +101,44 @@ def print_summary(summary: dict) -> None:
     table.add_row("mlflow run", summary.get("mlflow_run_id") or "-")
     Console().print(table)
     print(f"accuracy {summary['accuracy']:.2f} +- {summary['ci95']:.2f}")
+
+
+@contextlib.contextmanager
+def stdout_to_stderr(active: bool = True) -> Iterator[None]:
+    """With `--json`, stdout carries the JSON document alone: whatever the work prints (banners,
+    library messages) goes to stderr meanwhile."""
+    if not active:
+        yield
+        return
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
+def json_document(obj: Any) -> None:
+    """Print `obj` as one JSON document on stdout (what `--json` promises scripts and notebooks)."""
+    import json
+
+    def plain(value: Any) -> Any:  # numpy / torch scalars as numbers, paths and the rest as text
+        item = getattr(value, "item", None)
+        if callable(item):
+            try:
+                return item()
+            except (TypeError, ValueError):
+                pass
+        return str(value)
+
+    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True, default=plain) + "\n")
+    sys.stdout.flush()
+
+
+def help_width() -> dict[str, int]:
+    """click context settings that let `--help` use the whole terminal (click stops at 80 columns
+    by default, even in a 160-column terminal); examples sit in `\\b` blocks, never re-wrapped."""
+    import shutil
+
+    return {"max_content_width": max(80, shutil.get_terminal_size().columns)}
+
+
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """'1 check', '2 checks' (`many` for irregular plurals): no hand-made 'check(s)'."""
+    return f"{count} {noun if count == 1 else many or noun + 's'}"

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from fsar_bench.errors import FsarError, unknown
+from fsar_bench.errors import FsarError, suggest, unknown
 from fsar_bench.ui import clip
 
 
@@ -121,23 +121,77 @@ def _hints(cls: type) -> dict[str, Any]:
     return out
 
 
-def check_overrides(method: str, cls: type, overrides: Mapping[str, Any], source: str = "--set") -> None:
+MATCHER_PREFIX = "matcher."  # --set matcher.gamma=0.5: a hyperparameter of the matcher (registry.MATCHER_PREFIX)
+
+
+def _init_params(cls: type) -> list[str]:
+    return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+
+
+def check_overrides(method: str, cls: type, overrides: Mapping[str, Any], source: str = "--set",
+                    matcher: str | None = None) -> None:
     """Values of hyperparameter overrides against the types `cls.__init__` declares, plus the ranges
-    every method shares (frames, image_size >= 1) and finite floats. Unknown names are left to the
-    registry (its error suggests the close ones)."""
+    every method shares (frames, image_size >= 1) and finite floats. Keys `matcher.<key>` are
+    checked against the matcher's class (`matcher`, default the method's `default_matcher`); a
+    matcher's keyword given without the prefix gets an error naming the prefixed form."""
+    matcher = matcher or getattr(cls, "default_matcher", "") or ""
+    prefixed = {k[len(MATCHER_PREFIX):]: v for k, v in overrides.items() if k.startswith(MATCHER_PREFIX)}
+    if prefixed:
+        check_matcher_overrides(matcher, prefixed, source)
+    overrides = {k: v for k, v in overrides.items() if not k.startswith(MATCHER_PREFIX)}
+    _check_values(method, cls, overrides, source, "method", matcher)
+
+
+def _matcher_params(matcher: str) -> list[str]:
+    """The keywords of matcher `matcher`'s class ([] when it cannot be loaded)."""
+    from fsar_bench.registry import matcher_class
+
+    try:
+        return _init_params(matcher_class(matcher))
+    except FsarError:
+        return []
+
+
+def check_matcher_overrides(matcher: str, overrides: Mapping[str, Any], source: str = "--set") -> None:
+    """Matcher hyperparameters (`--set matcher.<key>=<value>`, prefix removed) against the keywords
+    and annotations of the matcher class's `__init__`."""
+    from fsar_bench.registry import matcher_class
+
+    _check_values(matcher, matcher_class(matcher), overrides, source, "matcher")
+
+
+def _check_values(name: str, cls: type, overrides: Mapping[str, Any], source: str, kind: str,
+                  matcher: str = "") -> None:
+    """Names and values of `overrides` against `cls.__init__` (`kind` 'method' or 'matcher')."""
     hints = _hints(cls)
     params = inspect.signature(cls.__init__).parameters
     open_ended = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    prefix = MATCHER_PREFIX if kind == "matcher" else ""
     for key, value in overrides.items():
         if not open_ended and key not in params or key == "self":
-            raise unknown("hyperparameter", key, [p for p in params if p != "self"], where=f"of method {method!r}")
-        shown = f"{source} {key}={clip(value)}" if source == "--set" else f"{key}: {clip(value)} in {source}"
+            if kind == "method" and key in ("matcher_kwargs", "matcher"):
+                raise FsarError(f"{key!r} is not a hyperparameter of method {name!r}",
+                                "pick the matcher with --matcher NAME and set each of its hyperparameters with "
+                                "--set matcher.KEY=VALUE (docs/plugins.md)")
+            if kind == "method" and matcher and key in _matcher_params(matcher):
+                raise FsarError(f"{key!r} is a hyperparameter of matcher {matcher!r}, not of method {name!r}",
+                                f"write it as --set {MATCHER_PREFIX}{key}={clip(value)}")
+            if kind == "matcher":  # suggestions among the bare names (the shared prefix would match them all)
+                known = [p for p in params if p != "self" and p != "dim"]
+                close = suggest(key, known)
+                raise FsarError(f"unknown hyperparameter {clip(prefix + key)} of matcher {name!r}",
+                                (close.replace("'", f"'{prefix}", 1).replace(" or '", f" or '{prefix}") + " "
+                                 if close else "") + "known: " + (", ".join(prefix + p for p in known) or "none"))
+            raise unknown("hyperparameter", key, [p for p in params if p != "self"], where=f"of {kind} {name!r}")
+        key_shown = prefix + key
+        shown = f"{source} {key_shown}={clip(value)}" if source == "--set" else f"{key_shown}: {clip(value)} in {source}"
         if isinstance(value, float) and not math.isfinite(value):
-            raise FsarError(f"{shown} is not a finite number", f"pass a finite value for {key}")
+            raise FsarError(f"{shown} is not a finite number", f"pass a finite value for {key_shown}")
         if key in hints and not _accepts(value, hints[key]):
-            raise FsarError(f"{shown} is not {_describe(hints[key])} (hyperparameter {key} of {method})",
-                            f"pass {_describe(hints[key])}, e.g. {key}={clip(cls_default(cls, key))}")
-        if key in _POSITIVE_HPARAMS and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise FsarError(f"{shown} is not {_describe(hints[key])} (hyperparameter {key} of {kind} {name})",
+                            f"pass {_describe(hints[key])}, e.g. {key_shown}={clip(cls_default(cls, key))}")
+        if kind == "method" and key in _POSITIVE_HPARAMS and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise FsarError(f"{shown} is out of range", f"pass an integer >= 1, e.g. {key}={cls_default(cls, key)}")
 
 

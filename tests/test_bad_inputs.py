@@ -382,7 +382,7 @@ OUTPUTS = [  # commands writing a file: checked before the work that produces it
     (["leaderboard", "-d", "toy-motion", "--output", "FILE/x.md"], "FILE is a file, not a folder"),
     (["leaderboard", "-d", "toy-motion", "--output", "DIR"], "--output DIR is an existing folder"),
     (["leaderboard", "-d", "toy-motion", "--save-runs", "FILE/r.json"], "FILE is a file, not a folder"),
-    (["profile", "protonet", "--preset", "tiny", "--json", "FILE/p.json"], "FILE is a file, not a folder"),
+    (["profile", "protonet", "--preset", "tiny", "--output", "FILE/p.json"], "FILE is a file, not a folder"),
     (["sweep", "nway", "--plot-dir", "FILE/plots"], "FILE is a file, not a folder"),
 ]
 

@@ -377,7 +377,7 @@ def test_verify_toy_dataset(cli):
     assert res.code == 0, res.err
     rows = [line for line in res.out.splitlines() if line.startswith("toy-motion ")]
     assert len(rows) == 12 and all(line.rstrip().endswith(" ok") for line in rows)
-    assert "all 12 standard episode sets of 1 dataset(s) match their locks" in res.out
+    assert "all 12 standard episode sets of 1 dataset match their locks" in res.out
 
 
 @pytest.mark.slow

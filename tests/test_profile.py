@@ -141,7 +141,7 @@ def test_profile_zero_shot_and_text_methods():
 def test_profile_cli_tiny(tmp_path, profile_cli):
     out = tmp_path / "p.json"
     res = profile_cli("profile", "protonet", "--preset", "tiny", "--repeats", "1", "--warmup", "0",
-                      "--frames", "2", "--json", out)
+                      "--frames", "2", "--output", out)
     assert res.code == 0, res.err
     assert "GMACs / frame" in res.out and "hardware" in res.out
     data = json.loads(out.read_text())
@@ -153,7 +153,7 @@ def test_profile_cli_full_preset_without_download(tmp_path, profile_cli):
     """The full preset is profiled with pretrained off; asking for a download offline says how to avoid it."""
     out = tmp_path / "p.json"
     small = ["--set", "backbone=resnet18", "--frames", "1", "--image-size", "64"]  # full preset, smaller network
-    res = profile_cli("profile", "protonet", *small, "--repeats", "1", "--warmup", "0", "--json", out)
+    res = profile_cli("profile", "protonet", *small, "--repeats", "1", "--warmup", "0", "--output", out)
     assert res.code == 0, res.err
     data = json.loads(out.read_text())
     assert data["preset"] == "full" and data["weights_source"] == "random-init" and data["image_size"] == 64

@@ -102,10 +102,11 @@ def main(argv: list[str] | None = None) -> None:
 
     from fsar_bench.cli.app import app
     from fsar_bench.errors import FsarError
-    from fsar_bench.ui import one_line
+    from fsar_bench.ui import help_width, one_line
 
     try:
         command = get_command(app)
+        command.context_settings = {**(command.context_settings or {}), **help_width()}  # read per call
         _guard_interrupts(command)
         result = command.main(args=argv, standalone_mode=False, prog_name="fsar-bench")
         if isinstance(result, int) and not isinstance(result, bool) and result:

@@ -13,11 +13,13 @@ app = typer.Typer(
     name="fsar-bench",
     help="Benchmark harness for few-shot action recognition.\n\n"
     "Examples:\n\n"
-    "  fsar-bench run protonet --dataset toy-appearance --way 5 --shot 1\n\n"
-    "  fsar-bench run dmgal_ft --dataset ucf101 --way 5 --shot 1\n\n"
-    "  fsar-bench list methods\n\n"
-    "  fsar-bench data prepare toy-motion --root ./data/toy-motion\n\n"
-    "  fsar-bench episodes verify",
+    "\b\n"
+    "  fsar-bench run protonet --dataset toy-appearance --way 5 --shot 1\n"
+    "  fsar-bench run dmgal_ft --dataset ucf101 --way 5 --shot 1\n"
+    "  fsar-bench list methods\n"
+    "  fsar-bench data prepare toy-motion --root ./data/toy-motion\n"
+    "  fsar-bench episodes verify\n"
+    "  fsar-bench check-plugin my_method",
     no_args_is_help=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,

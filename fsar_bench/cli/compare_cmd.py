@@ -57,6 +57,14 @@ def verdict(res: dict[str, Any], alpha: float = 0.05) -> str:
             f"{res['diff']:+.2f} pp is within what episode sampling explains")
 
 
+def comparison_document(sa: dict[str, Any], sb: dict[str, Any], res: dict[str, Any], alpha: float) -> dict[str, Any]:
+    """What `compare --json` prints: the paired statistics (A - B, in percentage points), each run's
+    label and summary, and the verdict at `alpha`."""
+    return {**res, "alpha": alpha, "significant": bool(res["p_value"] < alpha and res["diff"] != 0),
+            "verdict": verdict(res, alpha), "episode_digest": sa.get("episode_digest"),
+            "a": {"label": _label(sa), "summary": sa}, "b": {"label": _label(sb), "summary": sb}}
+
+
 def compare(
     run_a: str = typer.Argument(..., help="run folder (fsar-runs/<name>-<key>) or MLflow run id"),
     run_b: str = typer.Argument(..., help="run folder or MLflow run id"),
@@ -66,6 +74,8 @@ def compare(
     n_perm: int = typer.Option(10_000, "--n-perm", help="random sign flips of the permutation test"),
     seed: int = typer.Option(0, help="seed of the bootstrap and the permutation test"),
     alpha: float = typer.Option(0.05, help="significance level of the verdict"),
+    json_out: bool = typer.Option(False, "--json", help="print one JSON document on stdout instead of the table "
+                                  "(the statistics, both runs' summaries and the verdict)"),
 ) -> None:
     """Compare two runs episode by episode (paired bootstrap CI, sign-flip permutation test).
 
@@ -73,9 +83,10 @@ def compare(
 
     Examples:
 
+    \b
       fsar-bench compare fsar-runs/protonet-toy-motion-5w1s-1a2b3c4d5e6f fsar-runs/protonet-toy-motion-5w1s-0f9e8d7c6b5a
-
       fsar-bench compare 3f2a...e1 9b7c...04 --tracking-uri sqlite:///fsar-runs/mlflow.db
+      fsar-bench compare fsar-runs/RUN_A fsar-runs/RUN_B --json > comparison.json
     """
     from rich.console import Console
     from rich.table import Table
@@ -90,10 +101,16 @@ def compare(
         from fsar_bench.validate import check_tracking_uri
 
         check_tracking_uri(tracking_uri, write=False)
-    sa, dfa = load_run(run_a, tracking_uri, config)
-    sb, dfb = load_run(run_b, tracking_uri, config)
-    acc_a, acc_b = align(sa, dfa, sb, dfb)
-    res = paired_comparison(acc_a, acc_b, n_boot=n_boot, seed=seed, n_perm=n_perm)
+    from fsar_bench.ui import json_document, stdout_to_stderr
+
+    with stdout_to_stderr(json_out):  # with --json, stdout carries the document alone
+        sa, dfa = load_run(run_a, tracking_uri, config)
+        sb, dfb = load_run(run_b, tracking_uri, config)
+        acc_a, acc_b = align(sa, dfa, sb, dfb)
+        res = paired_comparison(acc_a, acc_b, n_boot=n_boot, seed=seed, n_perm=n_perm)
+    if json_out:
+        json_document(comparison_document(sa, sb, res, alpha))
+        return
 
     setting = f"{sa.get('dataset', '?')} {sa.get('setting', '')}".strip()
     canon = "canonical" if sa.get("canonical") and sb.get("canonical") else "NON-CANONICAL"

@@ -7,14 +7,27 @@ from typing import Optional
 
 import typer
 
-app = typer.Typer(help="Prepare the generated toy datasets; check real ones.", no_args_is_help=True)
+app = typer.Typer(help="Prepare the generated toy datasets; check real ones.\n\n"
+                  "Examples:\n\n"
+                  "\b\n"
+                  "  fsar-bench data prepare toy-motion --root ./data/toy-motion\n"
+                  "  fsar-bench data check ucf101 --root /data/ucf101/videos\n"
+                  "  fsar-bench data check ssv2_small --split test",
+                  no_args_is_help=True)
 
 
 @app.command()
 def prepare(dataset: str = typer.Argument(..., help="toy-motion or toy-appearance"),
             root: Optional[Path] = typer.Option(None, help="target folder (default: <data_root>/<dataset>)"),
             config: Optional[Path] = typer.Option(None, help="bench.yaml to read")) -> None:
-    """Generate a toy dataset (deterministic: the same bytes on every machine run)."""
+    """Generate a toy dataset (deterministic: the same bytes on every machine run).
+
+    Examples:
+
+    \b
+      fsar-bench data prepare toy-motion --root ./data/toy-motion
+      fsar-bench data prepare toy-appearance
+    """
     from fsar_bench.config import load_config
     from fsar_bench.data import toy
     from fsar_bench.data.cards import get_card
@@ -55,7 +68,13 @@ def check(dataset: str = typer.Argument(..., help="dataset name, e.g. ucf101 (`f
     The dataset root is only read (it may be a read-only mount). Exit code 0 when every video is
     usable, 1 when some are missing or corrupt, 2 on usage errors.
 
-    Example: fsar-bench data check ucf101 --root /data/ucf101/videos --split test
+    Examples:
+
+    \b
+      fsar-bench data check ucf101 --root /data/ucf101/videos --split test
+      fsar-bench data check ssv2_small
+      fsar-bench data check toy-motion --root ./data/toy-motion
+      fsar-bench data check hmdb51 --output hmdb51-manifest.json
     """
     import sys
 

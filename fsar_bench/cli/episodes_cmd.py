@@ -12,8 +12,14 @@ import typer
 
 from fsar_bench.episodes import CANONICAL_EPISODES, VAL_EPISODES
 from fsar_bench.io import atomic_path
+from fsar_bench.ui import plural
 
-app = typer.Typer(help="Frozen canonical episodes: show, export, verify (and lock, for maintainers).",
+app = typer.Typer(help="Frozen canonical episodes: show, export, verify (and lock, for maintainers).\n\n"
+                  "Examples:\n\n"
+                  "\b\n"
+                  "  fsar-bench episodes show --dataset ucf101 --way 5 --shot 1\n"
+                  "  fsar-bench episodes export --dataset ucf101 --output ucf101-5w1s.jsonl\n"
+                  "  fsar-bench episodes verify",
                   no_args_is_help=True)
 
 DEFAULT_EPISODES = {"test": CANONICAL_EPISODES, "val": VAL_EPISODES}
@@ -72,7 +78,10 @@ def show(dataset: str = _DATASET, split: str = _SPLIT, way: int = _WAY, shot: in
          count: int = typer.Option(3, min=0, help="how many episodes to print")) -> None:
     """Print an episode set's spec, digest, canonicity and a few of its episodes.
 
-    Example: fsar-bench episodes show --dataset ucf101 --way 5 --shot 1 --index 0 --count 2
+    Example:
+
+    \b
+      fsar-bench episodes show --dataset ucf101 --way 5 --shot 1 --index 0 --count 2
     """
     from fsar_bench.episodes.locks import make_set
     from fsar_bench.errors import FsarError
@@ -113,7 +122,10 @@ def export(dataset: str = _DATASET, split: str = _SPLIT, way: int = _WAY, shot: 
     .jsonl: the canonical lines exactly (sha256sum FILE = the set's digest).
     .parquet: one row per episode (index, classes, support, query) plus the spec columns.
 
-    Example: fsar-bench episodes export --dataset ucf101 --way 5 --shot 1 --output ucf101-5w1s.jsonl
+    Example:
+
+    \b
+      fsar-bench episodes export --dataset ucf101 --way 5 --shot 1 --output ucf101-5w1s.jsonl
     """
     from fsar_bench.episodes.locks import make_set
     from fsar_bench.episodes.sampler import FORMAT
@@ -261,17 +273,18 @@ def verify(dataset: Optional[list[str]] = typer.Option(None, "--dataset", "-d",
     typer.echo(tabulate(rows, headers=["dataset", "set", "digest", "status"]))
     elapsed = time.perf_counter() - start
     if not bad and not missing:
-        typer.echo(f"all {len(work)} standard episode sets of {len(cards)} dataset(s) match their locks "
+        typer.echo(f"all {len(work)} standard episode sets of {plural(len(cards), 'dataset')} match their locks "
                    f"({elapsed:.1f} s)")
         return
     problems, fixes = [], []
     if bad:
-        problems.append(f"{len(bad)} episode set(s) differ from their lock ({', '.join(bad[:3])}"
+        verb = "differs from its" if len(bad) == 1 else "differ from their"
+        problems.append(f"{plural(len(bad), 'episode set')} {verb} lock ({', '.join(bad[:3])}"
                         f"{', ...' if len(bad) > 3 else ''})")
         fixes.append("restore the split lists and the sampler from git (`git status datasets fsar_bench/episodes`)")
     if missing:
         names = sorted(set(missing))
-        problems.append(f"{len(missing)} set(s) have no lock in "
+        problems.append(f"{plural(len(missing), 'set')} " + ("has" if len(missing) == 1 else "have") + " no lock in "
                         + ", ".join(f"datasets/{get_card(n).folder.name}/{LOCK_FILE}" for n in names))
     relock = sorted({b.split()[0] for b in bad} | set(missing))
     fixes.append(("if that change is intended, " if bad else "")
@@ -298,6 +311,6 @@ def lock(dataset: Optional[list[str]] = typer.Option(None, "--dataset", "-d",
         after = read_lock(card)
         changed = [k for k in after if before.get(k, {}).get("digest") != after[k]["digest"]]
         removed = [k for k in before if k not in after]
-        note = (f"{len(changed)} set(s) new or changed" if changed else "unchanged") + (
+        note = (f"{plural(len(changed), 'set')} new or changed" if changed else "unchanged") + (
             f", {len(removed)} removed" if removed else "")
         typer.echo(f"{card.name}: {len(standard_specs(card))} sets -> {path} ({note})")

@@ -42,12 +42,10 @@ def leaderboard(
 
     Examples:
 
+    \b
       fsar-bench leaderboard --dataset ucf101 --setting 5w1s
-
       fsar-bench leaderboard --dataset toy-motion --format html --output toy-motion.html
-
       fsar-bench leaderboard --dataset toy-motion --save-runs leaderboards/runs/toy-motion.json
-
       fsar-bench leaderboard --update leaderboards
     """
     from fsar_bench.leaderboard import (committed_targets, load_snapshot, make, runs_from_mlflow, save_snapshot,

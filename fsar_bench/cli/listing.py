@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
-app = typer.Typer(help="List registered methods, matchers and datasets.", no_args_is_help=True)
+app = typer.Typer(help="List registered methods, matchers and datasets (--json: one JSON document).\n\n"
+                  "Examples:\n\n"
+                  "\b\n"
+                  "  fsar-bench list methods\n"
+                  "  fsar-bench list matchers\n"
+                  "  fsar-bench list datasets --json",
+                  no_args_is_help=True)
+
+
+JSON_HELP = "print one JSON document (a list of rows) on stdout instead of the table"
 
 
 def _table(title: str, columns: list[str], rows: list[list[str]]) -> None:
@@ -19,54 +30,116 @@ def _table(title: str, columns: list[str], rows: list[list[str]]) -> None:
     Console(width=200).print(table)
 
 
+def _own_distribution() -> str:
+    """The distribution that installs fsar_bench (its entry points are the built-in ones)."""
+    from importlib.metadata import packages_distributions
+
+    return (packages_distributions().get("fsar_bench") or ["fsar-bench"])[0]
+
+
+def origin_of(entry_origin: str) -> tuple[str, str]:
+    """('built-in' | 'plugin' | 'runtime', the distribution 'name version' or '') of an entry."""
+    if entry_origin in ("runtime", "unknown"):
+        return ("runtime" if entry_origin == "runtime" else "plugin"), ""
+    dist = entry_origin.split(" ", 1)[0]
+    own = _own_distribution()
+    same = dist.replace("_", "-").lower() == own.replace("_", "-").lower()
+    return ("built-in" if same else "plugin"), entry_origin
+
+
+def _emit(json_out: bool, title: str, rows: list[dict[str, Any]]) -> None:
+    if json_out:
+        from fsar_bench.ui import json_document
+
+        json_document(rows)
+    else:
+        _table(title, list(rows[0]) if rows else ["name"], [[str(v) for v in r.values()] for r in rows])
+
+
 @app.command()
-def methods() -> None:
-    """Registered methods with their origin; plugins that fail to import are shown as unavailable."""
+def methods(json_out: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """Registered methods: origin (built-in, or plugin with its package), status, presets, default
+    matcher; plugins that fail to import are shown as unavailable with the reason.
+
+    Example:
+
+    \b
+      fsar-bench list methods --json
+    """
     from fsar_bench.registry import method_class, method_entries
 
     rows = []
     for name, entry in method_entries().items():
+        origin, package = origin_of(entry.origin)
         try:
             cls = entry.load()
             status = "ok"
             detail = f"presets: {', '.join(cls.presets)}; default matcher: {cls.default_matcher}"
-            detail += "".join(f"; {label}" for label in method_class(name).card().labels)
+            labels = list(method_class(name).card().labels)
+            detail += "".join(f"; {label}" for label in labels)
+            extra = {"presets": list(cls.presets), "default_matcher": cls.default_matcher, "labels": labels}
         except Exception:  # noqa: BLE001
             status, detail = "unavailable", entry.error or "failed to load"
-        rows.append([name, entry.origin, entry.target, status, detail])
-    _table("methods", ["name", "origin", "target", "status", "details"], rows)
+            extra = {"presets": [], "default_matcher": "", "labels": []}
+        row = {"name": name, "origin": origin, "package": package, "target": entry.target, "status": status,
+               "details": detail}
+        rows.append({**row, **extra} if json_out else row)
+    _emit(json_out, "methods", rows)
 
 
 @app.command()
-def matchers() -> None:
-    """Registered matchers with their origin."""
+def matchers(json_out: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """Registered matchers: origin (built-in, or plugin with its package), status, hyperparameters
+    (set them with `--set matcher.KEY=VALUE`).
+
+    Example:
+
+    \b
+      fsar-bench list matchers --json
+    """
+    import inspect
+
     from fsar_bench.registry import matcher_entries
 
     rows = []
     for name, entry in matcher_entries().items():
+        origin, package = origin_of(entry.origin)
+        hparams: list[str] = []
         try:
             cls = entry.load()
             status, detail = "ok", (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+            for p in list(inspect.signature(cls.__init__).parameters.values())[1:]:
+                if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "dim":
+                    hparams.append(p.name if p.default is p.empty else f"{p.name}={p.default!r}")
         except Exception:  # noqa: BLE001
             status, detail = "unavailable", entry.error or "failed to load"
-        rows.append([name, entry.origin, status, detail])
-    _table("matchers", ["name", "origin", "status", "details"], rows)
+        rows.append({"name": name, "origin": origin, "package": package, "status": status,
+                     "hyperparameters": hparams if json_out else ", ".join(hparams), "details": detail})
+    _emit(json_out, "matchers", rows)
 
 
 @app.command()
-def datasets() -> None:
-    """Dataset cards with class and video counts read from their split lists."""
+def datasets(json_out: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """Dataset cards with class and video counts read from their split lists.
+
+    Example:
+
+    \b
+      fsar-bench list datasets --json
+    """
     from fsar_bench.data.cards import get_card, list_cards
 
     rows = []
     for name in list_cards():
         card = get_card(name)
-        counts = []
+        row: dict[str, Any] = {"name": name, "kind": "toy (generated)" if card.is_toy else "real",
+                               "modality": card.modality}
         for split in ("train", "val", "test"):
             if split in card.split_files:
                 s = card.split(split)
-                counts.append(f"{len(s.by_class)} / {len(s)}")
+                row[split] = {"classes": len(s.by_class), "videos": len(s)} if json_out else \
+                    f"{len(s.by_class)} / {len(s)}"
             else:
-                counts.append("-")
-        rows.append([name, "toy (generated)" if card.is_toy else "real", card.modality, *counts])
-    _table("datasets (classes / videos)", ["name", "kind", "modality", "train", "val", "test"], rows)
+                row[split] = None if json_out else "-"
+        rows.append(row)
+    _emit(json_out, "datasets (classes / videos)", rows)

@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import typer
 
-from fsar_bench.cli.run_cmd import parse_sets
+from fsar_bench.cli.run_cmd import JSON_HELP, SET_HELP, parse_sets
 from fsar_bench.errors import FsarError
 
 
@@ -76,36 +76,43 @@ def _table(result: dict[str, Any], title: str) -> None:
 
 def profile(
     method: str = typer.Argument(..., help="registered method name (`fsar-bench list methods`)"),
-    preset: str = typer.Option("full", help="method preset: 'full' (paper) or 'tiny' (CPU)"),
+    preset: str = typer.Option("full", help="method preset: 'full' (the paper's network: minutes on a CPU) or "
+                               "'tiny' (seconds)"),
     matcher: Optional[str] = typer.Option(None, help="swap the method's matcher, e.g. trx"),
     way: int = typer.Option(5, help="classes per episode"),
     shot: int = typer.Option(1, help="support videos per class (0 = zero-shot)"),
     query: int = typer.Option(1, help="query videos per class"),
     frames: Optional[int] = typer.Option(None, help="frames per video (overrides the preset)"),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="frame size in pixels (overrides the preset)"),
-    set_: list[str] = typer.Option([], "--set", help="method hyperparameter override key=value (repeatable)"),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
     repeats: int = typer.Option(5, help="timed episodes (after 2 warm-up episodes)"),
     warmup: int = typer.Option(2, help="untimed warm-up episodes"),
     batch_videos: Optional[int] = typer.Option(None, "--batch-videos", help="videos per embed call "
                                                "(default: all supports in one call, all queries in one)"),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="also write the profile to this JSON file"),
+    json_out: bool = typer.Option(False, "--json", help=JSON_HELP),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="also write the profile to this JSON file"),
 ) -> None:
     """Profile METHOD on one random episode: parameters, FLOPs, latency, peak memory.
 
-    The full preset is profiled with random weights (pretrained off): the costs do not depend on them.
+    The full preset (the default) is the paper's network, profiled with random weights (pretrained
+    off: the costs do not depend on them); on a CPU it takes minutes, `--preset tiny` seconds. Once
+    the model is built, the preset and each stage are reported on stderr.
 
     Examples:
 
+    \b
       fsar-bench profile protonet
-
-      fsar-bench profile protonet --preset tiny --matcher otam --json profile.json
-
+      fsar-bench profile protonet --preset tiny --matcher otam --output profile.json
+      fsar-bench profile protonet --preset tiny --json > profile.json
       fsar-bench profile protonet --frames 16 --way 5 --shot 5
     """
+    import sys
+
     from fsar_bench.profile import profile_method
 
     from fsar_bench.cli.run_cmd import check_method_inputs
+    from fsar_bench.ui import json_document, stage_progress, stdout_to_stderr
     from fsar_bench.validate import check_int, check_output_file, check_run_numbers
 
     check_run_numbers(way=way, shot=shot, query=query, frames=frames)
@@ -113,25 +120,36 @@ def profile(
     check_int("--repeats", repeats, 1, 5, "timed episodes")
     check_int("--warmup", warmup, 0, 2, "untimed warm-up episodes")
     check_int("--batch-videos", batch_videos, 1, 16, "videos per embed call")
-    if json_out is not None:
-        check_output_file(json_out, "--json")
+    if output is not None:
+        check_output_file(output, "--output")
     overrides = parse_sets(set_)
     if frames is not None:
         overrides["frames"] = frames
     if image_size is not None:
         overrides["image_size"] = image_size
-    check_method_inputs(method, shot, overrides)
+    check_method_inputs(method, shot, overrides, matcher=matcher)
     dev = _device(device)
-    m = build_method(method, preset, matcher, overrides)
-    result = profile_method(m, way=way, shot=shot, query=query, device=dev, warmup=warmup, repeats=repeats,
-                            batch_videos=batch_videos)
+    hint = " (the paper's network; --preset tiny takes seconds)" if preset == "full" and dev == "cpu" else ""
+    with stdout_to_stderr(json_out):
+        m = build_method(method, preset, matcher, overrides)  # (a failure here stays a one-line error)
+        print(f"profiling {method}, {preset} preset{hint}, {way}-way {shot}-shot on {dev}", file=sys.stderr,
+              flush=True)
+        with stage_progress() as progress:
+            result = profile_method(m, way=way, shot=shot, query=query, device=dev, warmup=warmup,
+                                    repeats=repeats, batch_videos=batch_videos, progress=progress)
     result = {"method": method, "matcher": getattr(m, "matcher_name", ""), "preset": preset,
               "weights_source": m.weights_source, **result}
-    _table(result, f"{method} ({result['matcher']}, {preset} preset) efficiency profile")
+    if output:
+        from fsar_bench.io import atomic_write
+
+        output.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(output, json.dumps(result, indent=2, sort_keys=True) + "\n")
     if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-        typer.echo(f"wrote {json_out}")
+        json_document(result)
+        return
+    _table(result, f"{method} ({result['matcher']}, {preset} preset) efficiency profile")
+    if output:
+        typer.echo(f"wrote {output}")
 
 
 def register(app: typer.Typer) -> None:

@@ -14,6 +14,9 @@ import yaml
 from fsar_bench.errors import FsarError
 
 
+SET_HELP = ("method hyperparameter override KEY=VALUE (repeatable); the matcher's as matcher.KEY=VALUE, "
+            "e.g. --matcher otam --set matcher.lam=0.05")
+JSON_HELP = "print one JSON document on stdout and nothing else (progress and messages go to stderr)"
 _FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)$")  # 1e-3, which YAML 1.1 reads as text
 
 
@@ -53,19 +56,21 @@ def cli_config(config: Optional[Path], results_dir: Optional[Path], tracking_uri
 
 
 def check_method_inputs(method: str, shot: int, overrides: dict, cfg=None, preset: Optional[str] = None,
-                        shot_source: str = "--shot 0") -> None:
-    """Zero-shot support and the types of the --set values (and of bench.yaml's method overrides),
-    against what the method class declares."""
-    from fsar_bench.registry import method_class
+                        shot_source: str = "--shot 0", matcher: Optional[str] = None) -> None:
+    """Zero-shot support and the names and types of the --set values (and of bench.yaml's method
+    overrides), against what the method class (and, for `matcher.<key>`, the matcher class) declares."""
+    from fsar_bench.registry import matcher_class, method_class
     from fsar_bench.validate import check_overrides, check_zero_shot
 
     cls = method_class(method)
+    if matcher is not None:
+        matcher_class(matcher)  # an unknown --matcher before its hyperparameters
     check_zero_shot(method, cls, shot, shot_source)
-    check_overrides(method, cls, overrides)
+    check_overrides(method, cls, overrides, matcher=matcher)
     if cfg is not None:
         for name in ([preset] if preset else list(cls.presets)):
             check_overrides(method, cls, cfg.method_overrides(method, name),
-                            f"methods.{method}.{name} in {cfg.source}")
+                            f"methods.{method}.{name} in {cfg.source}", matcher=matcher)
 
 
 def run(
@@ -84,7 +89,7 @@ def run(
     steps: Optional[int] = typer.Option(None, help="training episodes (0: evaluate without training)"),
     lr: Optional[float] = typer.Option(None, help="learning rate"),
     seed: Optional[str] = typer.Option(None, help="training seed (episodes, augmentation, init order)"),
-    set_: list[str] = typer.Option([], "--set", help="method hyperparameter override key=value (repeatable)"),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
     no_train: bool = typer.Option(False, "--no-train", help="evaluate the initial weights"),
     no_cache: bool = typer.Option(False, "--no-cache", help="reference protocol: re-embed every episode's videos"),
     allow_missing: bool = typer.Option(False, "--allow-missing", help="run despite missing videos (non-canonical)"),
@@ -98,18 +103,20 @@ def run(
                               "command under torchrun for DDP training and sharded evaluation"),
     launcher: str = typer.Option("local", help="local (run here) or submitit (run as a cluster job; bench.yaml "
                                  "launcher: section, docs/cluster.md)"),
+    json_out: bool = typer.Option(False, "--json", help=JSON_HELP + "; the document is the run's summary.json "
+                                  "plus run_dir"),
 ) -> None:
     """Train METHOD episodically and evaluate it on the frozen canonical test episodes.
 
     Examples:
 
+    \b
       fsar-bench run protonet --dataset toy-appearance --way 5 --shot 1
-
       fsar-bench run dmgal_ft --dataset ucf101 --way 5 --shot 1
-
       fsar-bench run protonet --dataset toy-motion --matcher otam --steps 300
-
       fsar-bench run protonet --dataset ssv2_full --nproc 4
+      fsar-bench run protonet --matcher otam --set matcher.lam=0.05
+      fsar-bench run protonet --steps 20 --episodes 100 --json > run.json
     """
     from fsar_bench.validate import check_run_numbers
 
@@ -120,7 +127,7 @@ def run(
     cfg = cli_config(config, results_dir, tracking_uri)
     proto = cfg["protocol"]
     shot = proto["shot"] if shot is None else shot
-    check_method_inputs(method, shot, overrides, cfg, preset)
+    check_method_inputs(method, shot, overrides, cfg, preset, matcher=matcher)
     from fsar_bench.launch import check_launcher
 
     check_launcher(launcher, cfg)
@@ -130,7 +137,7 @@ def run(
     if nproc > 1:
         sys.exit(_launch_torchrun(ctx, nproc))
     from fsar_bench.engine.runner import RunSpec, execute
-    from fsar_bench.ui import print_summary, stage_progress
+    from fsar_bench.ui import stage_progress
 
     train = {k: v for k, v in {"steps": steps, "lr": lr, "seed": seed}.items() if v is not None}
     spec = RunSpec(
@@ -142,21 +149,49 @@ def run(
         root=str(root) if root else None, train_root=str(train_root) if train_root else None,
         episode_batch=episode_batch,
     )
+    from fsar_bench.ui import stdout_to_stderr
+
     if launcher != "local":  # one job through submitit; the job writes the same run folder and MLflow run
         from fsar_bench.launch import launch_points
 
-        print_summary(launch_points(f"run-{method}-{dataset}", [(method, spec)], cfg, None)[0].summary)
+        with stdout_to_stderr(json_out):
+            result = launch_points(f"run-{method}-{dataset}", [(method, spec)], cfg, None)[0]
+        _report(result, json_out)
         return
     from fsar_bench.engine import distributed
 
     main = distributed.launched_rank() == 0  # under torchrun, rank 0 alone reports
     try:
-        with stage_progress() if main else nullcontext(None) as progress:
-            result = execute(spec, cfg, progress=progress)
+        with stdout_to_stderr(json_out), stage_progress() if main else nullcontext(None) as progress:
+            result = execute(spec, cfg, progress=progress, log=_stderr_log if json_out else print)
     finally:
         distributed.shutdown()
     if main:
+        _report(result, json_out)
+
+
+def _report(result, json_out: bool) -> None:
+    from fsar_bench.ui import json_document, print_summary
+
+    if json_out:
+        json_document(run_document(result))
+    else:
         print_summary(result.summary)
+
+
+def _stderr_log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def run_document(result) -> dict:
+    """The document `run --json` prints: the run's summary (summary.json) plus its folder. The one
+    place the CLI reads the runner's result object (RunResult, or a launched point with a summary)."""
+    summary = getattr(result, "summary", None)
+    doc = dict(summary) if summary is not None else dict(result.record.to_summary())
+    run_dir = getattr(result, "run_dir", None) or doc.get("run_dir")
+    if run_dir is not None:
+        doc["run_dir"] = str(run_dir)
+    return doc
 
 
 def _launch_torchrun(ctx: typer.Context, nproc: int) -> int:

@@ -16,7 +16,8 @@ def sweep(
     matcher: Optional[str] = typer.Option(None, help="swap the matcher"),
     episodes: Optional[int] = typer.Option(None, help="test episodes per point (canonical: 10000)"),
     steps: Optional[int] = typer.Option(None, help="training episodes per trained point"),
-    set_: list[str] = typer.Option([], "--set", help="method hyperparameter override key=value (repeatable)"),
+    set_: list[str] = typer.Option([], "--set", help="method hyperparameter override KEY=VALUE (repeatable); the "
+                                   "matcher's as matcher.KEY=VALUE"),
     retrain: bool = typer.Option(False, help="N-way/shot sweeps: train every point instead of re-scoring"),
     plot_dir: Optional[Path] = typer.Option(None, help="where the plot goes (default <results_dir>/sweeps)"),
     config: Optional[Path] = typer.Option(None, help="bench.yaml to read"),
@@ -29,12 +30,10 @@ def sweep(
 
     Examples:
 
+    \b
       fsar-bench sweep nway --method protonet --dataset toy-motion
-
       fsar-bench sweep frames --method dmgal_ft --dataset ssv2_small
-
       fsar-bench sweep cross-dataset --method i2st
-
       fsar-bench sweep shot --method dmgal_ft --dataset ucf101 --launcher submitit
     """
     from fsar_bench.cli.run_cmd import check_method_inputs, cli_config, parse_sets
@@ -53,7 +52,7 @@ def sweep(
         shots = cfg["sweeps"]["shot"].get("shots", []) if kind == "shot" else []
         source = f"sweeps.shot.shots in {cfg.source}" if shots else "protocol.shot"
         for shot in shots or [proto["shot"]]:  # a shot suite with 0 needs a zero-shot method
-            check_method_inputs(method, shot, overrides, cfg, preset, source)
+            check_method_inputs(method, shot, overrides, cfg, preset, source, matcher=matcher)
     from fsar_bench.engine.runner import RunSpec
     from fsar_bench.engine.sweep import run_sweep
     from fsar_bench.ui import stage_progress
