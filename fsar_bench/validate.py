@@ -167,6 +167,7 @@ def _check_values(name: str, cls: type, overrides: Mapping[str, Any], source: st
     params = inspect.signature(cls.__init__).parameters
     open_ended = any(p.kind is p.VAR_KEYWORD for p in params.values())
     prefix = MATCHER_PREFIX if kind == "matcher" else ""
+    origin = f" ({source})" if source != "--set" else ""
     for key, value in overrides.items():
         if not open_ended and key not in params or key == "self":
             if kind == "method" and key in ("matcher_kwargs", "matcher"):
@@ -179,10 +180,10 @@ def _check_values(name: str, cls: type, overrides: Mapping[str, Any], source: st
             if kind == "matcher":  # suggestions among the bare names (the shared prefix would match them all)
                 known = [p for p in params if p != "self" and p != "dim"]
                 close = suggest(key, known)
-                raise FsarError(f"unknown hyperparameter {clip(prefix + key)} of matcher {name!r}",
+                raise FsarError(f"unknown hyperparameter {clip(prefix + key)} of matcher {name!r}{origin}",
                                 (close.replace("'", f"'{prefix}", 1).replace(" or '", f" or '{prefix}") + " "
                                  if close else "") + "known: " + (", ".join(prefix + p for p in known) or "none"))
-            raise unknown("hyperparameter", key, [p for p in params if p != "self"], where=f"of {kind} {name!r}")
+            raise unknown("hyperparameter", key, [p for p in params if p != "self"], where=f"of {kind} {name!r}{origin}")
         key_shown = prefix + key
         shown = f"{source} {key_shown}={clip(value)}" if source == "--set" else f"{key_shown}: {clip(value)} in {source}"
         if isinstance(value, float) and not math.isfinite(value):

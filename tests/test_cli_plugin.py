@@ -120,3 +120,8 @@ def test_list_methods_says_built_in_or_plugin(cli):
     assert rows["runtime_thing"]["origin"] == "runtime"
     plugins = [r for r in rows.values() if r["origin"] == "plugin"]
     assert all(not r["package"].startswith("fsar-bench ") for r in plugins)
+
+
+def test_a_matcher_name_where_a_method_is_expected(workdir, cli):
+    line = _one_error_line(cli("run", "otam", "--dataset", "toy-appearance"))
+    assert "'otam' is a matcher, not a method" in line and "--matcher otam" in line

@@ -59,9 +59,12 @@ def check_method_inputs(method: str, shot: int, overrides: dict, cfg=None, prese
                         shot_source: str = "--shot 0", matcher: Optional[str] = None) -> None:
     """Zero-shot support and the names and types of the --set values (and of bench.yaml's method
     overrides), against what the method class (and, for `matcher.<key>`, the matcher class) declares."""
-    from fsar_bench.registry import matcher_class, method_class
+    from fsar_bench.registry import list_matchers, list_methods, matcher_class, method_class
     from fsar_bench.validate import check_overrides, check_zero_shot
 
+    if method not in list_methods() and method in list_matchers():
+        raise FsarError(f"{method!r} is a matcher, not a method",
+                        f"run a method with it: fsar-bench run METHOD --matcher {method} (`fsar-bench list methods`)")
     cls = method_class(method)
     if matcher is not None:
         matcher_class(matcher)  # an unknown --matcher before its hyperparameters
