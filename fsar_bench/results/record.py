@@ -77,6 +77,10 @@ class Identity:
                                  factory=dict, typ="object")
     train_config: dict[str, Any] = _f("the resolved training configuration; MLflow params `train.<name>`",
                                       factory=dict, typ="object")
+    recipe: dict[str, str] = _f("the training recipe ([recipes.md](recipes.md)): `recipe.<field>` values and "
+                                "`recipe.<field>.source`, `recipe.table`, `recipe.variant`, `recipe.overrides` (the "
+                                "fields set by bench.yaml or the command line), `recipe.updates`; MLflow params "
+                                "under the same names", factory=dict, typ="object")
     trained: bool = _f("whether the run trained (false: `--no-train`, 0 steps or zero-shot)", False,
                        mlflow="param")
     train_steps: int | None = _f("training episodes configured (0: evaluated without training)", None,
@@ -100,8 +104,20 @@ class Identity:
                         mlflow="param")
     cache: bool = _f("test videos embedded once and reused across episodes (false: `--no-cache`)", True,
                      mlflow="param")
-    run_key: str = _f("12-hex-digit key of the run spec (the run folder's suffix; same spec = same folder, "
-                      "resumed)", "", mlflow="param")
+    code: dict[str, str] = _f("code identity (MLflow params `code.<name>`): `method` and `matcher` are "
+                              "`sha256:<16 hex>` digests of the source files of the class's module or package "
+                              "(plugins: `<distribution> <version> sha256:<16 hex>`), `fsar_bench` is "
+                              "`<version>+sha256:<16 hex>` of fsar-bench's own result-deciding source", factory=dict,
+                              typ="object")
+    group_key: str = _f("12-hex-digit key of the replicate group: the digest of this identity without the training "
+                        "seed (runs of one command with other seeds, or on another hardware class, share it)", "",
+                        mlflow="param")
+    leakage: dict[str, Any] = _f("class-overlap audit (`fsar_bench.leakage.audit`, docs/statistics.md §5) of a "
+                                 "cross-dataset run or of a method card declaring `pretraining`; {} otherwise",
+                                 factory=dict, typ="object")
+    run_key: str = _f("12-hex-digit key of the run: digest of `group_key`, `train_seed` and the hardware class "
+                      "(the run folder's suffix; same key = same folder: resumed, or reused when finished)", "",
+                      mlflow="param")
 
     @property
     def setting(self) -> str:
@@ -125,6 +141,12 @@ class Environment:
                                      factory=dict, typ="object")
     hardware_key: str = _f("what latency and memory were measured on: `cpu:<model> | <threads> threads | "
                            "torch <version>` (§4); latency is only comparable under the same key", "")
+    hardware_class: str = _f("what decides the floating-point result: `<device>/<arch>-<ISA level>/<threads>t/"
+                             "torch-<version>`, e.g. `cpu/x86_64-AVX2/1t/torch-2.14.1`; part of the run key, so "
+                             "the same command on another class is another replicate of its group", "",
+                             mlflow="param")
+    deterministic: bool = _f("torch deterministic algorithms were on (`torch.use_deterministic_algorithms`)", False,
+                             mlflow="param")
 
     @property
     def git_commit(self) -> str:
@@ -153,6 +175,10 @@ class Results:
                                          "force (e.g. I2ST `{\"mask_loss\": false}` on data without masks); MLflow "
                                          "has the requested `hp.<k>` and the in-force `hp.<k>.effective`",
                                          factory=dict)
+    per_class: dict[str, dict[str, float]] = _f("the weakest and strongest test classes with their accuracy in % "
+                                                "(`{\"weakest\": {class: acc}, \"strongest\": {...}}`, 3 each); "
+                                                "every class in `per_class.csv` beside this file",
+                                                factory=dict)
     # per-episode accuracies (fractions) and episode numbers, when loaded (leaderboard tiers); not in summary.json
     per_episode: np.ndarray | None = field(default=None, repr=False, compare=False, metadata={"key": None})
     episode_ids: np.ndarray | None = field(default=None, repr=False, compare=False, metadata={"key": None})
@@ -163,18 +189,18 @@ class Efficiency:
     """What the method costs (`fsar_bench.profile.profile_method` of the trained model, §4)."""
 
     params_total: float | None = _f("number of parameters of the method (backbone + matcher + heads)", None,
-                                    mlflow="metric", typ="int")
-    params_trainable: float | None = _f("of which `requires_grad`", None, mlflow="metric", typ="int")
-    flops_per_video: float | None = _f("FLOPs of `embed` on one video (§4)", None, mlflow="metric")
+                                    mlflow="param", typ="int")
+    params_trainable: float | None = _f("of which `requires_grad`", None, mlflow="param", typ="int")
+    flops_per_video: float | None = _f("FLOPs of `embed` on one video (§4)", None, mlflow="param")
     flops_per_episode: float | None = _f("reference per-episode FLOPs: embed supports and queries, then score",
-                                         None, mlflow="metric")
-    flops_matcher: float | None = _f("FLOPs of the matcher on one episode's features", None, mlflow="metric")
+                                         None, mlflow="param")
+    flops_matcher: float | None = _f("FLOPs of the matcher on one episode's features", None, mlflow="param")
     gmacs_per_frame: float | None = _f("`flops_per_video / 2 / frames / 1e9`, the unit of most papers' tables",
-                                       None, mlflow="metric")
+                                       None, mlflow="param")
     latency_ms_median: float | None = _f("median wall-clock time per episode, ms (on `hardware_key`)", None,
-                                         mlflow="metric")
-    latency_ms_p90: float | None = _f("90th percentile of the time per episode, ms", None, mlflow="metric")
-    peak_memory_mb: float | None = _f("peak memory during the timed episodes, MB (§4)", None, mlflow="metric")
+                                         mlflow="param")
+    latency_ms_p90: float | None = _f("90th percentile of the time per episode, ms", None, mlflow="param")
+    peak_memory_mb: float | None = _f("peak memory during the timed episodes, MB (§4)", None, mlflow="param")
 
 
 PROFILE_FIELDS = tuple(f.name for f in fields(Efficiency) if f.name.startswith(("flops", "gmacs", "latency", "peak")))
@@ -259,10 +285,13 @@ class RunRecord:
         params.update({"cross_dataset": i.cross_dataset, "frames": i.frames, "image_size": i.image_size,
                        "episodes": i.episodes, "init_from": i.init_from or "", "record_format": FORMAT})
         params.update({f"hp.{k}": v for k, v in i.hparams.items()})
+        params.update({f"code.{k}": v for k, v in i.code.items()})
         params.update({f"train.{k}": v for k, v in i.train_config.items()})
+        params.update(i.recipe)  # keys are already `recipe.<name>`
         params.update(env.versions)
         params.update(env.distributed)
         params["world_size"] = env.world_size
+        params.update(self.mlflow_efficiency_params())
         return params
 
     def mlflow_tags(self) -> dict[str, str]:
@@ -271,6 +300,10 @@ class RunRecord:
                 "fsar.setting": i.setting, "fsar.dataset": i.dataset, "fsar.method": i.method}
         if self.environment.hardware_key:
             tags["fsar.hardware"] = self.environment.hardware_key[:250]
+        if i.group_key:
+            tags["fsar.group_key"] = i.group_key
+        if self.environment.hardware_class:
+            tags["fsar.hardware_class"] = self.environment.hardware_class[:250]
         return tags
 
     def mlflow_metrics(self) -> dict[str, float]:
@@ -279,11 +312,13 @@ class RunRecord:
                                  "ci95": self.results.ci95, "episodes": self.identity.episodes,
                                  "train_seconds": self.results.train_seconds,
                                  "eval_seconds": self.results.eval_seconds}
-        for f in fields(Efficiency):
-            value = getattr(self.efficiency, f.name)
-            if value is not None:
-                out[f.name] = value
         return out
+
+    def mlflow_efficiency_params(self) -> dict[str, Any]:
+        """The efficiency profile as MLflow params: static scalars, which the UI would otherwise draw as
+        bar charts next to accuracy (None values are left out)."""
+        return {f.name: getattr(self.efficiency, f.name) for f in fields(Efficiency)
+                if getattr(self.efficiency, f.name) is not None}
 
     @classmethod
     def from_mlflow(cls, run: Any) -> RunRecord | None:
@@ -310,18 +345,23 @@ class RunRecord:
             image_size=_int(params.get("image_size")) or None,
             hparams={k[3:]: v for k, v in params.items() if k.startswith("hp.")},
             train_config={k[6:]: v for k, v in params.items() if k.startswith("train.")},
+            recipe={k: v for k, v in params.items() if k.startswith("recipe.")},
             trained=trained, train_steps=(int(steps) if steps is not None else None) if trained else 0,
             train_seed=params.get("train_seed", ""), episode_seed=params.get("episode_seed", ""),
             episode_digest=params.get("episode_digest", ""),
             canonical=(tags.get("fsar.canonical") or params.get("canonical", "")).strip().lower() == "true",
             data_version=params.get("data_version", ""), weights_source=source,
             weights=weights_class(source, tags.get("fsar.weights")), init_from=params.get("init_from", ""),
-            cache=params.get("cache", "True") != "False", run_key=key)
+            cache=params.get("cache", "True") != "False", run_key=key,
+            code={k[5:]: v for k, v in params.items() if k.startswith("code.")},
+            group_key=tags.get("fsar.group_key") or params.get("group_key", ""))
         results = Results(**{k: _num(metrics.get(k)) or math.nan for k in ("accuracy", "accuracy_std", "ci95")},
                           train_seconds=_num(metrics.get("train_seconds")) or 0.0,
                           eval_seconds=_num(metrics.get("eval_seconds")) or 0.0)
-        eff = Efficiency(**{f.name: _num(metrics.get(f.name)) for f in fields(Efficiency)})
+        eff = Efficiency(**{f.name: _num(params.get(f.name, metrics.get(f.name))) for f in fields(Efficiency)})
         env = Environment(world_size=_int(params.get("world_size"), 1), hardware_key=tags.get("fsar.hardware", ""),
+                          hardware_class=params.get("hardware_class", ""),
+                          deterministic=params.get("deterministic", "").strip().lower() == "true",
                           versions={k: params[k] for k in ("fsar_bench_version", "git_commit", "git_dirty", "python",
                                                            "torch", "cuda", "device_name", "threads", "platform")
                                     if k in params})
@@ -334,7 +374,8 @@ class RunRecord:
         """The record's entry in a leaderboard runs snapshot (without its per-episode results)."""
         i, r, e = self.identity, self.results, self.efficiency
         row = {k: getattr(i, k) for k in _SNAPSHOT_IDENTITY}
-        row.update(run_id=self.mlflow_run_id, setting=i.setting, digest=i.episode_digest)
+        row.update(run_id=self.mlflow_run_id, setting=i.setting, digest=i.episode_digest,
+                   hardware_class=self.environment.hardware_class)
         row.update({k: (v if math.isfinite(v) else None) for k, v in
                     (("accuracy", r.accuracy), ("ci95", r.ci95), ("accuracy_std", r.accuracy_std))})
         row.update({k: getattr(e, k) for k in _SNAPSHOT_EFFICIENCY})
@@ -352,15 +393,16 @@ class RunRecord:
         results = Results(accuracy=nan(row.get("accuracy")), ci95=nan(row.get("ci95")),
                           accuracy_std=nan(row.get("accuracy_std")))
         eff = Efficiency(**{k: row.get(k) for k in _SNAPSHOT_EFFICIENCY})
-        return cls(ident, Environment(), results, eff, mlflow_run_id=str(row["run_id"]))
+        env = Environment(hardware_class=str(row.get("hardware_class") or ""))
+        return cls(ident, env, results, eff, mlflow_run_id=str(row["run_id"]))
 
 
 _SNAPSHOT_IDENTITY = ("run_key", "method", "dataset", "way", "shot", "query", "episodes", "matcher", "preset",
                       "backbone", "train_dataset", "frames", "train_steps", "episode_seed", "canonical",
-                      "data_version", "weights", "weights_source")
+                      "data_version", "weights", "weights_source", "group_key", "train_seed")
 _SNAPSHOT_EFFICIENCY = ("params_total", "params_trainable", "flops_per_video", "flops_per_episode")
 SNAPSHOT_KEYS = tuple(sorted({*_SNAPSHOT_IDENTITY, *_SNAPSHOT_EFFICIENCY, "run_id", "setting", "digest",
-                              "accuracy", "ci95", "accuracy_std"}))
+                              "hardware_class", "accuracy", "ci95", "accuracy_std"}))
 
 
 def name_is_profile(key: str) -> bool:
