@@ -22,6 +22,10 @@ from typing import Any
 
 from fsar_bench.errors import FsarError
 
+# MLflow 3 opens an experiment without this tag in its GenAI view (traces, no metric columns); the
+# UI reads `mlflow.experimentKind` and shows the classic runs table for "custom_model_development".
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 for _name in ("alembic", "mlflow"):
     logging.getLogger(_name).setLevel(logging.WARNING)
@@ -76,9 +80,13 @@ class Tracker:
             exp = self.client.get_experiment_by_name(experiment)
             if exp is None:
                 location = artifact_root.resolve().as_uri() if artifact_root else None
-                self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+                self.experiment_id = self.client.create_experiment(experiment, artifact_location=location,
+                                                                   tags=EXPERIMENT_KIND)
             else:
                 self.experiment_id = exp.experiment_id
+                if not exp.tags.get("mlflow.experimentKind"):  # made by an older fsar-bench
+                    for k, v in EXPERIMENT_KIND.items():
+                        self.client.set_experiment_tag(self.experiment_id, k, v)
         self.run_id: str | None = None
         self.uri = uri
 
@@ -100,6 +108,29 @@ class Tracker:
         for run in stale:
             self.client.set_terminated(run.info.run_id, status="KILLED")
         return len(stale)
+
+    def finished_run(self, run_key: str) -> str | None:
+        """The MLflow run id of the newest FINISHED run of this run key, or None: a re-run of a finished
+        key reuses it instead of adding a duplicate run."""
+        runs = self.client.search_runs([self.experiment_id], max_results=1, order_by=["attributes.start_time DESC"],
+                                       filter_string=f"tags.`fsar.run_key` = '{run_key}' and attributes.status = 'FINISHED'")
+        return runs[0].info.run_id if runs else None
+
+    def log_dataset_input(self, name: str, digest: str, source: str, context: str,
+                          profile: dict[str, Any] | None = None) -> None:
+        """Record a dataset (or episode set) the run read as an MLflow input, with its digest: the UI's
+        "Datasets used" column and the run page show which data and which episodes were scored."""
+        import json
+
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        ds = Dataset(name=name, digest=digest[:36], source_type="local", source=json.dumps({"uri": source}),
+                     profile=json.dumps(profile or {}))
+        self.client.log_inputs(self.run_id, datasets=[DatasetInput(ds, [InputTag("mlflow.data.context", context)])])
+
+    def log_table(self, frame: Any, artifact_file: str) -> None:
+        """A small table (pandas DataFrame) as an MLflow table artifact the UI previews (parquet it does not)."""
+        self.client.log_table(self.run_id, data=frame, artifact_file=artifact_file)
 
     def log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
@@ -161,6 +192,19 @@ def finished_runs(uri: str, experiment: str, dataset: str | None = None) -> Iter
     return pages()
 
 
+def child_runs(uri: str, run_id: str) -> list[str]:
+    """The FINISHED child runs of an MLflow parent run (a sweep's points, a seed group's replicates),
+    oldest first; [] when it has none."""
+    client = _client(uri)
+    try:
+        parent = client.get_run(run_id)
+    except Exception:  # noqa: BLE001 (not a run of this store: the caller tries it as something else)
+        return []
+    runs = client.search_runs([parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{run_id}' and "
+                              "attributes.status = 'FINISHED'", order_by=["attributes.start_time ASC"])
+    return [r.info.run_id for r in runs]
+
+
 def download_run_files(run_id: str, uri: str, names: tuple[str, ...], folder: Path) -> None:
     """Download the artifacts `names` of MLflow run `run_id` into `folder`; FsarError when the run or a
     file is missing."""
@@ -178,3 +222,15 @@ def download_run_files(run_id: str, uri: str, names: tuple[str, ...], folder: Pa
         except (MlflowException, OSError) as exc:
             raise FsarError(f"MLflow run {run_id} has no artifact {name} ({type(exc).__name__})",
                             "the run did not finish; compare finished runs") from None
+
+
+def run_tags(run_id: str, uri: str) -> dict[str, str]:
+    """The tags of MLflow run `run_id` (`fsar-bench eval --weights RUN_ID` finds its run folder by
+    `fsar.run_key`); FsarError when the store has no such run."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return dict(_client(uri).get_run(run_id).data.tags)
+    except MlflowException:
+        raise FsarError(f"no MLflow run {run_id!r} in {uri}",
+                        "check the run id (`mlflow ui`), or pass --tracking-uri of the store that holds it") from None

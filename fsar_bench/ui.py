@@ -98,6 +98,11 @@ def print_summary(summary: dict) -> None:
                   + (f"; best val {summary['val_best']:.1f}% at step {summary['val_best_step']}"
                      if summary.get("val_best", -1) >= 0 else ""))
     table.add_row("evaluation", f"{summary['eval_seconds']:.1f} s")
+    if summary.get("per_class"):
+        from fsar_bench.results.per_class import summary_line
+
+        weak, _, strong = summary_line(summary["per_class"]).partition(" | ")
+        table.add_row("classes (acc %)", f"{weak}\n{strong}")
     table.add_row("mlflow run", summary.get("mlflow_run_id") or "-")
     Console().print(table)
     print(f"accuracy {summary['accuracy']:.2f} +- {summary['ci95']:.2f}")

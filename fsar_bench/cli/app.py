@@ -5,8 +5,8 @@ from __future__ import annotations
 import typer
 
 from fsar_bench.cli import (
-    check_cmd, compare_cmd, data_cmd, episodes_cmd, leaderboard_cmd, listing, profile_cmd, run_cmd, status_cmd,
-    sweep_cmd,
+    check_cmd, compare_cmd, data_cmd, episodes_cmd, leaderboard_cmd, listing, plot_cmd, profile_cmd, run_cmd,
+    status_cmd, sweep_cmd,
 )
 
 app = typer.Typer(
@@ -34,3 +34,4 @@ profile_cmd.register(app)
 compare_cmd.register(app)
 check_cmd.register(app)
 leaderboard_cmd.register(app)
+plot_cmd.register(app)

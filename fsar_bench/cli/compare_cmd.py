@@ -11,7 +11,10 @@ from fsar_bench.errors import FsarError
 
 
 def _label(summary: dict[str, Any]) -> str:
-    parts = [summary.get("matcher"), summary.get("preset"), summary.get("weights_source")]
+    parts = [summary.get("matcher"), summary.get("preset"), summary.get("weights_source"),
+             f"{summary['frames']} frames" if summary.get("frames") else None,
+             f"trained on {summary['train_dataset']}" if summary.get("train_dataset") not in (None, "",
+                                                                                           summary.get("dataset")) else None]
     extra = ", ".join(str(p) for p in parts if p)
     return f"{summary.get('method', '?')} ({extra})" if extra else str(summary.get("method", "?"))
 
@@ -123,6 +126,10 @@ def compare(
     table.add_row("p-value", f"{_p_text(res)[2:]} (two-sided sign-flip permutation test, {res['n_perm']} flips); "
                   f"paired t = {res['t_stat']:.2f}, p ≈ {res['p_value_t']:.3g}")
     table.add_row("episodes", f"A better {res['a_better']}, tie {res['ties']}, B better {res['b_better']}")
+    from fsar_bench.results.per_class import compare_rows
+
+    for label, text in compare_rows(sa, a.episodes[0], sb, b.episodes[0]):  # the classes that differ most (#20)
+        table.add_row(label, text)
     Console().print(table)
     typer.echo(f"verdict: {verdict(res, alpha)}")
 

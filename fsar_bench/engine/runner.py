@@ -37,6 +37,7 @@ from fsar_bench.episodes.sampler import EpisodeSet, EpisodeSpec
 from fsar_bench.errors import FsarError
 from fsar_bench.io import atomic_path, atomic_write
 from fsar_bench.registry import create_method, method_class
+from fsar_bench.results.per_class import extremes, per_class_accuracy, read_csv, write_csv
 from fsar_bench.results.record import (PROFILE_FIELDS, Efficiency, Environment, Identity, Results, RunRecord,
                                        weights_class)
 from fsar_bench.seeding import seed_torch
@@ -292,13 +293,25 @@ def plan(spec: RunSpec, config: BenchConfig, device: str, progress: Progress | N
     do_train = not spec.no_train and train_cfg.steps > 0 and spec.shot > 0
     world = dist.world_size()
     run_key = spec.key(world if do_train else 1)
-    name = f"{spec.method}-{card.name}-{ep_spec.setting}"
+    name = run_name(spec, card.name, ep_spec.setting)
     ident = _identity(spec, card, train_card, preset, episodes, missing, method, train_cfg, do_train, run_key,
                       source.root)
     rec = RunRecord(ident, Environment(versions=dict(environment()), world_size=world,
                                        distributed=_world_params(world, train_cfg)))
     return RunPlan(spec, card, train_card, preset, device, source, episodes, missing, train_cfg, method, do_train,
                    rec, config.results_dir / f"{name}-{run_key}", name)
+
+
+def run_name(spec: RunSpec, dataset: str, setting: str) -> str:
+    """`method[+matcher]-dataset-setting[-Nf][-from-train]`: the points of a sweep (frames, matcher,
+    cross-dataset) get distinct run and folder names, and `compare` labels them apart."""
+    name = f"{spec.method}+{spec.matcher}" if spec.matcher else spec.method
+    name = f"{name}-{dataset}-{setting}"
+    if spec.frames is not None:
+        name += f"-{spec.frames}f"
+    if spec.train_dataset and spec.train_dataset != spec.dataset:
+        name += f"-from-{spec.train_dataset}"
+    return name
 
 
 def _build_method(spec: RunSpec, preset: str, config: BenchConfig, train_cfg: TrainConfig) -> Any:
@@ -429,14 +442,33 @@ def record(run: RunPlan, state: TrainState, df: pd.DataFrame, eval_seconds: floa
     for name in PROFILE_FIELDS:
         setattr(rec.efficiency, name, profile.get(name))
     rec.environment.hardware_key = profile.get("hardware_key", "")
+    per_class = per_class_accuracy(df, run.episodes.episodes)
+    rec.results.per_class = extremes(per_class)
+    write_csv(per_class, run.run_dir / "per_class.csv")
     with atomic_path(run.run_dir / "episodes.parquet") as tmp:
         df.to_parquet(tmp, index=False)
     _atomic_json(rec.to_summary(), run.run_dir / "summary.json")
+    _log_per_class(run, df, rec, tracker)
     tracker.log_metrics(rec.mlflow_metrics())
+    tracker.log_params(rec.mlflow_efficiency_params())
     tracker.set_tags({"fsar.hardware": rec.environment.hardware_key[:250]})
     tracker.log_artifact(run.run_dir / "episodes.parquet")
     tracker.log_artifact(run.run_dir / "summary.json")
     return rec
+
+
+def _log_per_class(run: RunPlan, df: pd.DataFrame, rec: RunRecord, tracker: Any) -> None:
+    """MLflow inputs (dataset version, episode set digest) and tables the UI previews (per-class
+    accuracy, the first episodes), since it cannot preview episodes.parquet."""
+    i = rec.identity
+    tracker.log_dataset_input(i.dataset, i.data_version or "unknown", str(run.source.root), "test",
+                              {"classes": len({c for ep in run.episodes.episodes for c in ep.classes})})
+    tracker.log_dataset_input(f"{i.dataset}/{run.episodes.spec.key}", i.episode_digest, str(run.source.root),
+                              "episodes", {"episodes": i.episodes, "seed": i.episode_seed})
+    tracker.log_artifact(run.run_dir / "per_class.csv")
+    tracker.log_table(read_csv(run.run_dir / "per_class.csv"), "per_class.json")
+    head = df.head(20)[["episode", "n_query", "n_correct", "accuracy"]]
+    tracker.log_table(head.astype({"accuracy": float}), "first_episodes.json")
 
 
 def _world_params(world: int, train_cfg: TrainConfig) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import Any
 from fsar_bench.config import BenchConfig
 from fsar_bench.engine.runner import Progress, RunResult, RunSpec, execute, resolve
 from fsar_bench.errors import FsarError, unknown
-from fsar_bench.io import atomic_path, atomic_write
+from fsar_bench.io import atomic_write
 
 KINDS = ("nway", "shot", "frames", "cross-dataset", "efficiency")
 
@@ -75,9 +75,10 @@ def run_sweep(kind: str, base: RunSpec, config: BenchConfig, retrain: bool = Fal
     from fsar_bench.tracking import Tracker
 
     tracker = Tracker(config.tracking_uri, config["experiment"], config.results_dir / "mlartifacts")
-    name = f"sweep-{kind}-{base.method}-{base.dataset}"
+    name = f"sweep-{sweep_stem(kind, base)}"
     parent = tracker.start(name, {"sweep": kind, "method": base.method, "dataset": base.dataset,
-                                  "points": json.dumps([p[0] for p in points]), "retrain": retrain},
+                                  "matcher": base.matcher or "", "points": json.dumps([p[0] for p in points]),
+                                  "retrain": retrain},
                            {"fsar.sweep": kind, "fsar.method": base.method, "fsar.dataset": base.dataset})
     status = "FAILED"
     done: list[SweepPoint] = []
@@ -97,13 +98,15 @@ def run_sweep(kind: str, base: RunSpec, config: BenchConfig, retrain: bool = Fal
                 weights = str(result.run_dir / "final.pt")
             profile = _profile(result) if kind == "efficiency" else None
             done.append(SweepPoint(label, x, result, profile))
-        plot = _plot(kind, base, done, plot_dir or config.results_dir / "sweeps")
-        if plot:
-            tracker.log_artifact(plot)
+        figures = _plot(kind, base, done, plot_dir or config.results_dir / "sweeps")
+        for path in figures:
+            tracker.log_artifact(path)
+        plot = figures[-1] if figures else None  # the PNG
         table = plot.with_suffix(".json") if plot else None
         if table:
             atomic_write(table, json.dumps([{"point": p.label, "accuracy": p.result.summary["accuracy"],
                                           "ci95": p.result.summary["ci95"], "run": p.result.mlflow_run_id,
+                                          "run_dir": str(p.result.run_dir),
                                           **(p.profile or {})} for p in done], indent=2, default=str))
             tracker.log_artifact(table)
         status = "FINISHED"
@@ -122,44 +125,55 @@ def _profile(result: RunResult) -> dict[str, Any]:
     return {k: v for k, v in eff.items() if v is not None}
 
 
-def _plot(kind: str, base: RunSpec, points: list[SweepPoint], folder: Path) -> Path | None:
-    """Accuracy (with 95% CI) against the swept variable, or against GFLOPs and params for efficiency."""
+def sweep_stem(kind: str, base: RunSpec) -> str:
+    """`<kind>-<method>[+<matcher>]-<dataset>`: the file stem and parent-run name of a sweep, so a
+    sweep with another --matcher does not overwrite the first one's plot and table."""
+    method = f"{base.method}+{base.matcher}" if base.matcher else base.method
+    return f"{kind}-{method}-{base.dataset}"
+
+
+AXIS = {"nway": "way", "shot": "shot", "frames": "frames", "cross-dataset": "train_dataset"}
+
+
+def _plot(kind: str, base: RunSpec, points: list[SweepPoint], folder: Path) -> list[Path]:
+    """The sweep's figure as PDF and PNG (fsar_bench.results.plots): accuracy with 95% CI against the
+    swept variable, or against GFLOPs and parameters for efficiency."""
+    from fsar_bench.results import plots
+
+    stem = folder / sweep_stem(kind, base)
+    summaries = [p.result.summary for p in points]
+    if kind == "efficiency":
+        return _efficiency_plot(base, points, stem, plots.title(summaries, ""))
+    label = plots.series_label(summaries[0], AXIS[kind])
+    series = plots.Series(label, [plots.Point(p.x if p.x is not None else p.label, p.result.summary["accuracy"],
+                                              p.result.summary["ci95"]) for p in points])
+    return plots.figure([series], AXIS[kind], plots.title(summaries, AXIS[kind]), stem,
+                        None if kind == "nway" else base.way)
+
+
+def _efficiency_plot(base: RunSpec, points: list[SweepPoint], stem: Path, title: str) -> list[Path]:
     os.environ.setdefault("MPLBACKEND", "Agg")
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    folder.mkdir(parents=True, exist_ok=True)
+    from fsar_bench.results.plots import save
+
     acc = [p.result.summary["accuracy"] for p in points]
     ci = [p.result.summary["ci95"] for p in points]
-    if kind == "efficiency":
-        fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-        for ax, key, label in ((axes[0], "flops_per_video", "GFLOPs per video"),
-                               (axes[1], "params_total", "parameters (M)")):
-            xs = [((p.profile or {}).get(key) or p.result.summary.get(key) or 0) / 1e9 if key.startswith("flops")
-                  else p.result.summary["params_total"] / 1e6 for p in points]
-            ax.errorbar(xs, acc, yerr=ci, fmt="o", capsize=3)
-            for x, y, p in zip(xs, acc, points):
-                ax.annotate(p.label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
-            ax.set_xlabel(label)
-            ax.set_ylabel("accuracy (%)")
-    else:
-        fig, ax = plt.subplots(figsize=(5, 3.6))
-        numeric = all(p.x is not None for p in points)
-        xs = [p.x for p in points] if numeric else list(range(len(points)))
-        ax.errorbar(xs, acc, yerr=ci, fmt="o-", capsize=3)
-        if not numeric:
-            ax.set_xticks(xs, [p.label for p in points], rotation=15, fontsize=8)
-        ax.set_xlabel({"nway": "way (N)", "shot": "shot (K)", "frames": "frames per video",
-                       "cross-dataset": "train -> test"}[kind])
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.4))
+    for ax, key, label, scale in ((axes[0], "flops_per_video", "GFLOPs per video", 1e9),
+                                  (axes[1], "params_total", "parameters (M)", 1e6)):
+        xs = [((p.profile or {}).get(key) or p.result.summary.get(key) or 0) / scale for p in points]
+        ax.errorbar(xs, acc, yerr=ci, fmt="o", capsize=3, markersize=4)
+        for x, y, p in zip(xs, acc, points):
+            ax.annotate(p.label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.axhline(100.0 / base.way, color="k", linestyle=":", linewidth=1, label=f"chance (1/{base.way})")
+        ax.set_xlabel(label)
         ax.set_ylabel("accuracy (%), 95% CI")
-    fig.suptitle(f"{base.method} on {base.dataset}: {kind} sweep", fontsize=10)
+        ax.grid(alpha=0.3, linewidth=0.5)
+    axes[0].legend(fontsize=8, frameon=False)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    path = folder / f"{kind}-{base.method}-{base.dataset}.png"
-    try:
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=110)
-    finally:
-        plt.close(fig)
-    return path
+    return save(fig, stem)
