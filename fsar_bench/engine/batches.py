@@ -26,10 +26,12 @@ class TrainEpisodes(torch.utils.data.Dataset):
     """Episode i of the training stream, as an `EpisodeBatch` (map-style, so any worker count works)."""
 
     def __init__(self, source: VideoSource, split: str, way: int, shot: int, query: int, length: int,
-                 seed: str, frames: int, transform: ClipTransform, with_masks: bool = False) -> None:
+                 seed: str, frames: int, transform: ClipTransform, with_masks: bool = False,
+                 exclude: frozenset[str] | set[str] = frozenset()) -> None:
         self.source, self.frames, self.transform, self.seed = source, frames, transform, seed
         self.with_masks = with_masks
-        by_class = source.card.split(split).by_class
+        by_class = {c: [v for v in vids if f"{c}/{v}" not in exclude]  # exclude: absent videos (--allow-missing)
+                    for c, vids in source.card.split(split).by_class.items()}
         self.split_classes = source.card.split(split).classes
         self.class_index = {c: i for i, c in enumerate(self.split_classes)}
         self.split_names = [source.card.text_name(c) for c in self.split_classes]
@@ -66,8 +68,9 @@ class TrainEpisodes(torch.utils.data.Dataset):
 
 
 def train_episodes(method: Method, source: VideoSource, way: int, shot: int, query: int, length: int, seed: str,
-                   transform: ClipTransform) -> TrainEpisodes:
-    """The training stream of `method` on `source`'s train split, built after `method.prepare_training`."""
+                   transform: ClipTransform, exclude: frozenset[str] | set[str] = frozenset()) -> TrainEpisodes:
+    """The training stream of `method` on `source`'s train split, built after `method.prepare_training`;
+    `exclude` ('class/id') are videos absent from a partial dataset (`--allow-missing`)."""
     method.prepare_training(source)
     return TrainEpisodes(source, "train", way, shot, query, length, seed, method.frames, transform,
-                         with_masks="masks" in method.extra_inputs)
+                         with_masks="masks" in method.extra_inputs, exclude=exclude)

@@ -15,6 +15,7 @@ strictly, as before.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +110,110 @@ def load_file(module: nn.Module, path: str | Path) -> None:
     except RuntimeError as exc:
         raise FsarError(f"weights file {path} does not fit this model ({str(exc).splitlines()[0]})",
                         "load it into the method, preset and overrides of the run that wrote it") from None
+
+
+# -- authors' released checkpoints (docs/evaluation.md) -----------------------------------------
+
+WRAPPERS = ("model_state_dict", "model_state", "state_dict", "model")  # where releases nest their weights
+
+
+@dataclass(frozen=True)
+class KeyMap:
+    """How an authors' released checkpoint names a method's weights. A method declares its maps in
+    `official_weights = {name: KeyMap}` (a class attribute), so the core names no method.
+
+    `renames`: (release key prefix, our prefix) pairs, the longest matching prefix wins; `ignore`:
+    release keys (fnmatch patterns) with no counterpart here (buffers we compute, unused layers);
+    `keep`: our keys (patterns) the release does not hold (frozen pretrained parts, kept as built).
+    Loading is strict otherwise: a missing or unexpected key is an error naming the first few."""
+
+    source: str  # repository @ commit and the class whose state dict this is
+    renames: tuple[tuple[str, str], ...]
+    ignore: tuple[str, ...] = ()
+    keep: tuple[str, ...] = ()
+
+
+def _unwrap(saved: dict[str, Any]) -> dict[str, Any]:
+    """The state dict inside a release's checkpoint, 'module.' (DataParallel/DDP) segments removed."""
+    for key in WRAPPERS:
+        if isinstance(saved.get(key), dict):
+            saved = saved[key]
+            break
+    return {".".join(p for p in k.split(".") if p != "module"): v for k, v in saved.items()
+            if isinstance(v, torch.Tensor)}
+
+
+def _first(names: list[str], n: int = 3) -> str:
+    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
+
+
+def map_official(saved: dict[str, Any], key_map: KeyMap, own: dict[str, torch.Tensor],
+                 path: str | Path = "checkpoint") -> dict[str, torch.Tensor]:
+    """The release's weights under our names and shapes; FsarError on any key or shape mismatch."""
+    from fnmatch import fnmatchcase
+
+    mapped: dict[str, torch.Tensor] = {}
+    unexpected: list[str] = []
+    for key, value in _unwrap(saved).items():
+        if any(fnmatchcase(key, pat) for pat in key_map.ignore):
+            continue
+        head = max((p for p, _ in key_map.renames if key == p or key.startswith(p + ".")), key=len, default=None)
+        if head is None:
+            unexpected.append(key)
+            continue
+        mapped[dict(key_map.renames)[head] + key[len(head):]] = value
+    unexpected += [k for k in mapped if k not in own]
+    missing = [k for k in own if k not in mapped and not k.endswith("num_batches_tracked")
+               and not any(fnmatchcase(k, pat) for pat in key_map.keep)]
+    if missing or unexpected:
+        part = (f"missing {_first(missing)}" if missing else "") + ("; " if missing and unexpected else "") + \
+               (f"unexpected {_first(sorted(unexpected))}" if unexpected else "")
+        raise FsarError(f"{path} does not fit the official key map ({key_map.source}): {part}",
+                        "check the method, preset and --set values match the release's configuration "
+                        "(docs/evaluation.md)")
+    for key, value in list(mapped.items()):
+        if key not in own:
+            continue
+        if value.shape != own[key].shape:
+            if value.numel() != own[key].numel():
+                raise FsarError(f"{path}: {key} has shape {tuple(value.shape)}, this model's is "
+                                f"{tuple(own[key].shape)}", "build the method at the release's sizes "
+                                "(preset/--set, docs/evaluation.md)")
+            mapped[key] = value.reshape(own[key].shape)  # e.g. a scale stored as [1], ours a scalar
+    return mapped
+
+
+def load_official(module: nn.Module, path: str | Path, key_map: KeyMap) -> None:
+    """Load an authors' released checkpoint into `module` through `key_map` (strict)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FsarError(f"weights file {path} does not exist", "pass the path of the released checkpoint")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001  (a damaged or foreign file)
+        raise FsarError(f"weights file {path} cannot be read with weights_only=True ({type(exc).__name__})",
+                        "re-save it as a plain state dict: torch.save(ckpt['model_state_dict'], 'weights.pt')") from None
+    if not isinstance(saved, dict):
+        raise FsarError(f"weights file {path} holds no state dict", "pass the released checkpoint file")
+    own = module.state_dict()
+    module.load_state_dict(map_official(saved, key_map, own, path), strict=False)
+
+
+def official_map(method_cls: type, name: str) -> KeyMap:
+    """The key map `name` the method class declares (`official_weights`); FsarError naming the known ones."""
+    maps: dict[str, KeyMap] = getattr(method_cls, "official_weights", {}) or {}
+    if name not in maps:
+        known = ", ".join(sorted(maps)) or "none"
+        raise FsarError(f"method {getattr(method_cls, 'name', method_cls.__name__)!r} has no official key map "
+                        f"{name!r} (known: {known})",
+                        "drop --official to load a fsar-bench run or a plain state dict (docs/evaluation.md)")
+    return maps[name]
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a weights file: the record names exactly which weights were evaluated."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -64,12 +64,60 @@ def _plan(keys: list[Key], batch_size: int) -> list[list[Key]]:
     return out
 
 
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast(device: torch.device | str, precision: str) -> Any:
+    """Autocast to `precision` on CUDA (`--precision`); fp32 (the default, for fidelity) is plain."""
+    from contextlib import nullcontext
+
+    dtype = PRECISIONS[precision]
+    if dtype is None or not str(device).startswith("cuda"):
+        return nullcontext()
+    return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+class _Clips(torch.utils.data.Dataset):
+    """The test clips of `keys`, decoded in DataLoader workers while the model embeds the previous batch."""
+
+    def __init__(self, source: VideoSource, keys: list[Key], frames: int, transform: ClipTransform) -> None:
+        self.source, self.keys, self.frames, self.transform = source, keys, frames, transform
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, i: int) -> Tensor:
+        cls, vid, _ = self.keys[i]
+        return self.source.load(cls, vid, self.frames, self.transform)[0]
+
+
+def clip_batches(method: Method, source: VideoSource, batches: list[list[Key]], transform: ClipTransform,
+                 opts: EvalOptions) -> Iterator[Tensor]:
+    """The stacked clips of each batch, in order: decoding is deterministic (test indices, no random
+    augmentation), so the batches, and the features, are the same for any number of workers."""
+    keys = [k for batch in batches for k in batch]
+    spans, start = [], 0
+    for batch in batches:
+        spans.append(list(range(start, start + len(batch))))
+        start += len(batch)
+    cuda = str(opts.device).startswith("cuda")
+    loader = torch.utils.data.DataLoader(_Clips(source, keys, method.frames, transform), batch_sampler=spans,
+                                         num_workers=opts.num_workers, pin_memory=cuda, collate_fn=torch.stack)
+    return iter(loader)
+
+
 @torch.no_grad()
-def _embed_chunk(method: Method, source: VideoSource, chunk: list[Key], transform: ClipTransform,
-                 device: torch.device | str) -> Features:
-    clips = torch.stack([source.load(c, v, method.frames, transform)[0] for c, v, _ in chunk]).to(device)
+def _embed_chunk(method: Method, source: VideoSource, chunk: list[Key], clips: Tensor, opts: EvalOptions) -> Features:
+    clips = clips.to(opts.device, non_blocking=True)
     texts = [source.card.text_name(c) for c, _, _ in chunk] if chunk[0][2] == "support" else None
-    return map_features(method.embed(clips, texts), lambda t: t.detach().cpu())
+    with autocast(opts.device, opts.precision):
+        feats = method.embed(clips, texts)
+    return map_features(feats, lambda t: _full(t.detach().cpu()))
+
+
+def _full(t: Tensor) -> Tensor:
+    """Half-precision outputs of autocast as float32 (stored and compared as such); others unchanged."""
+    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
 
 
 def row_key(source: VideoSource, key: Key) -> str:
@@ -132,6 +180,8 @@ class EvalOptions:
     batch_videos: int = 16
     batch_episodes: int = 500  # episodes scored per matcher call; also the chunk size on disk
     device: str = "cpu"
+    num_workers: int = 0  # DataLoader workers decoding videos (results are the same for any number)
+    precision: str = "fp32"  # bf16 / fp16: autocast on CUDA (features are stored as float32)
     # bytes of features gathered per matcher call: batches of big per-video features (DMGAL's maps,
     # 3 MB/video) are cut to fit, so batch_episodes stays the on-disk chunk and never the memory bound
     gather_budget: int = 256 << 20
@@ -144,15 +194,15 @@ def scoring_batch(row_bytes: int, videos_per_episode: int, budget: int) -> int:
 
 
 def _score_chunk(method: Method, store: FeatureStore, rows: dict[Key, int], eps: list[Episode],
-                 device: str, text_name: Callable[[str], str], budget: int = EvalOptions.gather_budget
-                 ) -> tuple[Tensor, Tensor]:
+                 device: str, text_name: Callable[[str], str], budget: int = EvalOptions.gather_budget,
+                 precision: str = "fp32") -> tuple[Tensor, Tensor]:
     """Logits [E, Q, way] and labels [E, Q] of `eps`, scored in sub-batches that fit `budget`.
 
     The sub-batch size depends only on the feature shapes, so single-process and sharded runs cut
     the same episodes into the same matcher calls."""
     step = scoring_batch(store.row_bytes(), len(eps[0].support_keys()) + len(eps[0].query_keys()), budget)
     if len(eps) > step:
-        parts = [_score_chunk(method, store, rows, eps[i:i + step], device, text_name, budget)
+        parts = [_score_chunk(method, store, rows, eps[i:i + step], device, text_name, budget, precision)
                  for i in range(0, len(eps), step)]
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
     s_idx, q_idx, s_lab, q_lab = [], [], [], []
@@ -168,10 +218,10 @@ def _score_chunk(method: Method, store: FeatureStore, rows: dict[Key, int], eps:
         return map_features(store.gather(torch.tensor(idx, dtype=torch.long)), lambda t: t.to(device))
 
     names = [[text_name(c) for c in ep.classes] for ep in eps]
-    with torch.no_grad():
+    with torch.no_grad(), autocast(device, precision):
         logits = method.score_batch(gather(q_idx), gather(s_idx), torch.tensor(s_lab, dtype=torch.long, device=device),
                                     way, class_names=names)
-    return logits.cpu(), torch.tensor(q_lab)
+    return _full(logits.cpu()), torch.tensor(q_lab)
 
 
 def _distinct_keys(method: Method, episodes: list[Episode]) -> list[Key]:
@@ -232,8 +282,9 @@ def embed_into(method: Method, source: VideoSource, keys: list[Key], store: Feat
     need: set[Key] = set().union(*ranks.gather([k for k in keys if names[k] not in store]))
     batches = _plan([k for k in keys if k in need], opts.batch_videos)
     done = 0
+    clips = clip_batches(method, source, [m for _, _, m in ranks.rounds(batches) if m is not None], transform, opts)
     for _, group, mine in ranks.rounds(batches):
-        feats_mine = _embed_chunk(method, source, mine, transform, opts.device) if mine is not None else None
+        feats_mine = _embed_chunk(method, source, mine, next(clips), opts) if mine is not None else None
         for chunk, feats in zip(group, ranks.gather(feats_mine)):
             new = [i for i, k in enumerate(chunk) if names[k] not in store]
             if new:
@@ -271,7 +322,8 @@ def _score_cached(method: Method, source: VideoSource, chunks: list[list[Episode
                       (lambda d, t: progress("embedding videos", d, t)) if progress else None, ranks)
     for first, _, eps in ranks.rounds(chunks):
         mine = ([] if eps is None else
-                _rows(eps, *_score_chunk(method, store, rows, eps, opts.device, source.card.text_name, opts.gather_budget)))
+                _rows(eps, *_score_chunk(method, store, rows, eps, opts.device, source.card.text_name, opts.gather_budget,
+                                      opts.precision)))
         for part in ranks.gather(mine):
             sink.emit(part)
         if progress:
@@ -289,7 +341,8 @@ def _score_per_episode(method: Method, source: VideoSource, chunks: list[list[Ep
             s_keys, q_keys = episode_keys(method, ep)
             store = FeatureStore()
             rows = embed_into(method, source, list(dict.fromkeys(s_keys + q_keys)), store, opts)
-            scored.extend(_rows([ep], *_score_chunk(method, store, rows, [ep], opts.device, source.card.text_name)))
+            scored.extend(_rows([ep], *_score_chunk(method, store, rows, [ep], opts.device, source.card.text_name,
+                                                    precision=opts.precision)))
         order = {ep.index: i for i, ep in enumerate(chunk)}
         gathered = [row for part in ranks.gather(scored) for row in part]
         sink.emit(sorted(gathered, key=lambda row: order[row["episode"]]))

@@ -104,6 +104,20 @@ class Identity:
                         mlflow="param")
     cache: bool = _f("test videos embedded once and reused across episodes (false: `--no-cache`)", True,
                      mlflow="param")
+    evaluated_only: bool = _f("the weights were evaluated, not trained here (`fsar-bench eval`, "
+                              "[evaluation.md](evaluation.md)): leaderboards label such rows and never rank them as "
+                              "reproduced training runs", False, mlflow="param")
+    weights_origin: dict[str, str] = _f("where evaluated weights came from (`fsar-bench eval`): `path`, `sha256` "
+                                        "of the file, `format` (`fsar-bench-run`, `state-dict` or `official:<map>`), "
+                                        "`source` (the release's repository and class for an official map), "
+                                        "`trained_by` (run key or MLflow run id of the run that trained them); "
+                                        "MLflow params `weights_origin.<name>`", factory=dict, typ="object")
+    precision: str = _f("arithmetic of embedding and scoring: `fp32` (default, for fidelity), `bf16` or `fp16` "
+                        "(autocast on CUDA, `--precision`)", "fp32", mlflow="param")
+    data_availability: dict[str, Any] = _f("per split with missing videos (`--allow-missing`): `<split>.present`, "
+                                           "`<split>.total`, `<split>.digest` (availability digest of the videos "
+                                           "present, docs/datasets.md); {} when every video was present",
+                                           factory=dict, typ="object")
     code: dict[str, str] = _f("code identity (MLflow params `code.<name>`): `method` and `matcher` are "
                               "`sha256:<16 hex>` digests of the source files of the class's module or package "
                               "(plugins: `<distribution> <version> sha256:<16 hex>`), `fsar_bench` is "
@@ -147,6 +161,9 @@ class Environment:
                              mlflow="param")
     deterministic: bool = _f("torch deterministic algorithms were on (`torch.use_deterministic_algorithms`)", False,
                              mlflow="param")
+    num_workers: int = _f("data loader worker processes decoding videos for evaluation and training "
+                          "(`num_workers` in bench.yaml; default automatic, results do not depend on it)", 0,
+                          mlflow="param")
 
     @property
     def git_commit(self) -> str:
@@ -286,6 +303,8 @@ class RunRecord:
                        "episodes": i.episodes, "init_from": i.init_from or "", "record_format": FORMAT})
         params.update({f"hp.{k}": v for k, v in i.hparams.items()})
         params.update({f"code.{k}": v for k, v in i.code.items()})
+        params.update({f"weights_origin.{k}": v for k, v in i.weights_origin.items()})
+        params.update({f"data.{k}": v for k, v in i.data_availability.items()})
         params.update({f"train.{k}": v for k, v in i.train_config.items()})
         params.update(i.recipe)  # keys are already `recipe.<name>`
         params.update(env.versions)
@@ -302,6 +321,8 @@ class RunRecord:
             tags["fsar.hardware"] = self.environment.hardware_key[:250]
         if i.group_key:
             tags["fsar.group_key"] = i.group_key
+        if i.evaluated_only:  # leaderboards label the row "evaluated, not trained here"
+            tags["fsar.evaluated_only"] = "true"
         if self.environment.hardware_class:
             tags["fsar.hardware_class"] = self.environment.hardware_class[:250]
         return tags
@@ -353,6 +374,10 @@ class RunRecord:
             data_version=params.get("data_version", ""), weights_source=source,
             weights=weights_class(source, tags.get("fsar.weights")), init_from=params.get("init_from", ""),
             cache=params.get("cache", "True") != "False", run_key=key,
+            evaluated_only=params.get("evaluated_only", "").strip().lower() == "true",
+            weights_origin={k[15:]: v for k, v in params.items() if k.startswith("weights_origin.")},
+            precision=params.get("precision", "fp32"),
+            data_availability={k[5:]: v for k, v in params.items() if k.startswith("data.")},
             code={k[5:]: v for k, v in params.items() if k.startswith("code.")},
             group_key=tags.get("fsar.group_key") or params.get("group_key", ""))
         results = Results(**{k: _num(metrics.get(k)) or math.nan for k in ("accuracy", "accuracy_std", "ci95")},
@@ -362,6 +387,7 @@ class RunRecord:
         env = Environment(world_size=_int(params.get("world_size"), 1), hardware_key=tags.get("fsar.hardware", ""),
                           hardware_class=params.get("hardware_class", ""),
                           deterministic=params.get("deterministic", "").strip().lower() == "true",
+                          num_workers=_int(params.get("num_workers"), 0),
                           versions={k: params[k] for k in ("fsar_bench_version", "git_commit", "git_dirty", "python",
                                                            "torch", "cuda", "device_name", "threads", "platform")
                                     if k in params})
@@ -399,7 +425,8 @@ class RunRecord:
 
 _SNAPSHOT_IDENTITY = ("run_key", "method", "dataset", "way", "shot", "query", "episodes", "matcher", "preset",
                       "backbone", "train_dataset", "frames", "train_steps", "episode_seed", "canonical",
-                      "data_version", "weights", "weights_source", "group_key", "train_seed")
+                      "data_version", "weights", "weights_source", "group_key", "train_seed", "evaluated_only",
+                      "precision")
 _SNAPSHOT_EFFICIENCY = ("params_total", "params_trainable", "flops_per_video", "flops_per_episode")
 SNAPSHOT_KEYS = tuple(sorted({*_SNAPSHOT_IDENTITY, *_SNAPSHOT_EFFICIENCY, "run_id", "setting", "digest",
                               "hardware_class", "accuracy", "ci95", "accuracy_std"}))

@@ -31,6 +31,7 @@ from fsar_methods._clip.attention import AttentionLayer
 from fsar_methods._clip.backbone import FrameEncoder
 from fsar_methods._clip.base import FULL_PRESET, TINY_PRESET, ClipMethod
 from fsar_methods._clip.matching import PrototypeModulatedMatcher
+from fsar_methods.clip_baselines.official import CLIP_FSAR_RELEASE
 
 # notes/clip_fsar.md Sec. 6: Adam, L2 1e-3, 16 episodes per update (nominal), 5 queries per class;
 # LR 1e-5 (HMDB51, Kinetics; SSv2-Small 5e-5, UCF101 2e-6: pass --lr), 10,000 episodes.
@@ -62,6 +63,7 @@ class CLIPFSAR(ClipMethod):
     the temporal transformer; merge_shots (MERGE_BEFORE); prompt ('photo' = "a photo of {}");
     text_loss_weight (None: 3.0 on temporal datasets, 1.5 on spatial ones); otam_lambda, kshot."""
 
+    official_weights = {"release": CLIP_FSAR_RELEASE}  # `fsar-bench eval --official release` (official.py)
     presets = {
         "full": {"clip_model": "RN50-quickgelu", **FULL_PRESET},  # the released configs use RN50
         "vit_b16": {"clip_model": "ViT-B-16-quickgelu", **FULL_PRESET},

@@ -23,6 +23,7 @@ from fsar_bench.weights import timm_backbone
 from fsar_methods.dmgal.cmga import ATTENTION_MODES, CrossMGA
 from fsar_methods.dmgal.matchers import PATCH_METRICS, CMGAMatcher
 from fsar_methods.dmgal.motion import mga_config
+from fsar_methods.dmgal.official import DMGAL_RELEASE
 from fsar_methods.dmgal.smga import SMGA
 
 # Metric settings of the release (dmgal.md sections 1 and 6): Bi-MHM in sum form with the k-shot
@@ -52,6 +53,7 @@ class DMGALFT(Method):
         episode_chunk: episodes per C-MGA call when scoring many episodes (memory bound only).
     """
 
+    official_weights = {"release": DMGAL_RELEASE}  # `fsar-bench eval --official release` (official.py)
     presets = {
         # torchvision's ImageNet weights: the release calls torchvision resnet50(pretrained=True) (IMAGENET1K_V1)
         "full": {"backbone": "resnet50", "pretrained": True, "weights_tag": "tv_in1k", "frames": 8, "image_size": 224,

@@ -15,9 +15,11 @@ from torch import Tensor
 
 from fsar_bench.protocol import Method
 from fsar_bench.weights import timm_backbone
+from fsar_methods.protonet.official import FSAR_LIB_RELEASE
 
 
 class ProtoNet(Method):
+    official_weights = {"fsar-lib": FSAR_LIB_RELEASE}  # TRX/OTAM heads of tobyperrett's code (official.py)
     presets = {
         # torchvision's ImageNet weights (IMAGENET1K_V1), as OTAM / TRX / HyRSM, not timm's default a1_in1k
         "full": {"backbone": "resnet50", "pretrained": True, "weights_tag": "tv_in1k", "frames": 8, "image_size": 224},
