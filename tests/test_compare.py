@@ -23,7 +23,8 @@ def _accs(p: float, n: int, seed: int, q: int = 5) -> np.ndarray:
     return np.random.default_rng(seed).binomial(q, p, n) / q
 
 
-def write_run(folder: Path, acc: np.ndarray, digest: str = "d" * 64, method: str = "m", q: int = 5) -> Path:
+def write_run(folder: Path, acc: np.ndarray, digest: str = "d" * 64, method: str = "m", q: int = 5,
+              **extra) -> Path:
     """A fake finished run folder (summary.json + episodes.parquet) with the runner's columns."""
     folder.mkdir(parents=True)
     n = len(acc)
@@ -36,7 +37,7 @@ def write_run(folder: Path, acc: np.ndarray, digest: str = "d" * 64, method: str
     summary = {"accuracy": float(a.mean()), "accuracy_std": float(a.std(ddof=1)),
                "ci95": float(1.96 * a.std(ddof=1) / np.sqrt(n)), "episodes": n, "method": method, "matcher": "proto",
                "preset": "tiny", "dataset": "toy-motion", "setting": "5w1s", "episode_digest": digest,
-               "canonical": True, "weights_source": "random-init"}
+               "canonical": True, "weights_source": "random-init", **extra}
     (folder / "summary.json").write_text(json.dumps(summary))
     return folder
 
@@ -133,7 +134,9 @@ def test_load_run_folder(tmp_path):
 def test_compare_cli(tmp_path, compare_cli):
     a = _accs(0.6, 400, 7)
     b = np.clip(a - 0.2 * np.random.default_rng(8).binomial(1, 0.3, a.size), 0, 1)
-    ra, rb = write_run(tmp_path / "a", a, method="alpha"), write_run(tmp_path / "b", b, method="beta")
+    # untrained runs (zero-shot, --no-train): no seed variance, the paired episode test decides
+    ra = write_run(tmp_path / "a", a, method="alpha", trained=False)
+    rb = write_run(tmp_path / "b", b, method="beta", trained=False)
     res = compare_cli("compare", ra, rb, "--n-boot", "1000")
     assert res.code == 0, res.err
     assert "alpha" in res.out and "beta" in res.out and "95% CI" in res.out
@@ -141,6 +144,45 @@ def test_compare_cli(tmp_path, compare_cli):
     assert len(verdict) == 1 and "A is significantly better than B" in verdict[0]
     same = compare_cli("compare", ra, ra, "--n-boot", "200")
     assert same.code == 0 and "no significant difference" in same.out
+    # the same numbers from two trained single runs: training variance unmeasured, never "significantly"
+    ta = write_run(tmp_path / "ta", a, method="m", trained=True, train_seed="0", run_key="k" * 12)
+    tb = write_run(tmp_path / "tb", b, method="m", trained=True, train_seed="1", run_key="j" * 12)
+    res = compare_cli("compare", ta, tb, "--n-boot", "200", "--n-perm", "200")
+    assert res.code == 0, res.err
+    verdict = [line for line in res.out.splitlines() if line.startswith("verdict:")][0]
+    assert "not testable for training variance" in verdict and "significantly" not in verdict
+    doc = json.loads(compare_cli("compare", ta, tb, "--n-boot", "50", "--n-perm", "50", "--json").out)
+    assert doc["a"]["label"].endswith("[seed 0]") and doc["b"]["label"].endswith("[seed 1]")  # labelled apart
+    assert doc["significant"] is False and doc["group"]["testable"] is False
+
+
+def test_compare_groups_cli(tmp_path, compare_cli):
+    """Groups on each side (comma-separated runs, and a group folder): the seed-aware t test decides.
+    Seed effects of +-4 pp dwarf a 1 pp difference between the groups: not significant, although the
+    episode-only test of the pooled means would call it significant."""
+    rng = np.random.default_rng(3)
+    base = rng.binomial(5, 0.5, 2000) / 5
+
+    def replicate(shift: float, seed: int) -> np.ndarray:
+        flip = np.random.default_rng(seed).random(base.size) < abs(shift)
+        return np.clip(base + np.sign(shift) * 0.2 * flip, 0, 1)
+
+    runs_a = [write_run(tmp_path / f"a{i}", replicate(s, i), trained=True, train_seed=str(i), group_key="ga")
+              for i, s in enumerate((0.2, -0.2, 0.25))]
+    runs_b = [write_run(tmp_path / f"b{i}", replicate(s, 10 + i), trained=True, train_seed=f"x{i}", group_key="gb")
+              for i, s in enumerate((-0.25, 0.2, -0.15))]
+    group = tmp_path / "g-b"
+    group.mkdir()
+    (group / "group.json").write_text(json.dumps({"replicates": [{"run_dir": str(r)} for r in runs_b]}))
+    res = compare_cli("compare", ",".join(map(str, runs_a)), group, "--n-boot", "200", "--n-perm", "200", "--json")
+    assert res.code == 0, res.err
+    doc = json.loads(res.out)
+    assert doc["group"]["testable"] and doc["group"]["replicates_a"] == 3 and doc["group"]["replicates_b"] == 3
+    assert doc["p_value"] < 0.05 and not doc["significant"]  # episodes alone would say "significant"
+    assert doc["verdict"].startswith("no significant difference")
+    assert doc["a"]["seeds"] == ["0", "1", "2"] and doc["b"]["seeds"] == ["x0", "x1", "x2"]
+    mixed = compare_cli("compare", f"{runs_a[0]},{runs_b[0]}", group)
+    assert mixed.code == 2 and "not replicates of one command" in mixed.err
 
 
 def test_compare_refuses_different_episodes(tmp_path, compare_cli):
@@ -183,6 +225,6 @@ def test_compare_by_mlflow_run_id(tmp_path, tracking_uri, compare_cli):
     assert summary["episode_digest"] == "d" * 64 and np.allclose(df["accuracy"], acc)
     res = compare_cli("compare", run_id, folder, "--tracking-uri", tracking_uri, "--n-boot", "100")
     assert res.code == 0, res.err
-    assert "+0.00 pp" in res.out and "no significant difference" in res.out
+    assert "+0.00 pp" in res.out and "not testable for training variance" in res.out
     missing = compare_cli("compare", "f" * 32, folder, "--tracking-uri", tracking_uri)
     assert missing.code == 2 and "no MLflow run" in missing.err

@@ -36,7 +36,7 @@ def test_run_and_compare_json(workdir, cli, one_thread):
     assert doc["episodes"] == 50 and doc["episode_digest"] == docs[0]["episode_digest"]
     assert doc["a"]["summary"]["accuracy"] == docs[0]["accuracy"]
     assert abs(doc["diff"] - (docs[0]["accuracy"] - docs[1]["accuracy"])) < 1e-6
-    assert isinstance(doc["significant"], bool) and doc["verdict"].split()[0] in ("A", "B", "no")
+    assert isinstance(doc["significant"], bool) and doc["verdict"].split()[0] in ("A", "B", "no", "not")  # "not testable": 1 seed
 
 
 def test_profile_json(cli, one_thread):

@@ -91,7 +91,11 @@ def run(
     train_dataset: Optional[str] = typer.Option(None, help="cross-dataset: train on this dataset"),
     steps: Optional[int] = typer.Option(None, help="training episodes (0: evaluate without training)"),
     lr: Optional[float] = typer.Option(None, help="learning rate"),
-    seed: Optional[str] = typer.Option(None, help="training seed (episodes, augmentation, init order)"),
+    seed: list[str] = typer.Option([], "--seed", help="training seed (episodes, augmentation, init order); "
+                                   "repeatable: one replicate per seed, reported as a group"),
+    seeds: Optional[int] = typer.Option(None, "--seeds", help="train and evaluate N replicates (seeds derived from "
+                                        "--seed or the default seed: S, S.1, S.2, ...) and report the group: mean, "
+                                        "between-seed SD, hierarchical CI, variance split (docs/statistics.md)"),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
     no_train: bool = typer.Option(False, "--no-train", help="evaluate the initial weights"),
     no_cache: bool = typer.Option(False, "--no-cache", help="reference protocol: re-embed every episode's videos"),
@@ -115,6 +119,7 @@ def run(
 
     \b
       fsar-bench run protonet --dataset toy-appearance --way 5 --shot 1
+      fsar-bench run protonet --dataset toy-appearance --seeds 5
       fsar-bench run dmgal_ft --dataset ucf101 --way 5 --shot 1
       fsar-bench run protonet --dataset toy-motion --matcher otam --steps 300
       fsar-bench run protonet --dataset ssv2_full --nproc 4
@@ -142,7 +147,8 @@ def run(
     from fsar_bench.engine.runner import RunSpec, execute
     from fsar_bench.ui import stage_progress
 
-    train = {k: v for k, v in {"steps": steps, "lr": lr, "seed": seed}.items() if v is not None}
+    seed_list = group_seeds(seed, seeds, cfg)  # None: one plain run
+    train = {k: v for k, v in {"steps": steps, "lr": lr, "seed": seed[0] if seed else None}.items() if v is not None}
     spec = RunSpec(
         method=method, dataset=dataset, way=proto["way"] if way is None else way, shot=shot,
         query=proto["query"] if query is None else query,
@@ -154,6 +160,9 @@ def run(
     )
     from fsar_bench.ui import stdout_to_stderr
 
+    if launcher != "local" and seed_list is not None:
+        raise FsarError("--seeds / several --seed run here, not as cluster jobs",
+                        "drop --launcher, or submit one job per --seed")
     if launcher != "local":  # one job through submitit; the job writes the same run folder and MLflow run
         from fsar_bench.launch import launch_points
 
@@ -166,11 +175,24 @@ def run(
     main = distributed.launched_rank() == 0  # under torchrun, rank 0 alone reports
     try:
         with stdout_to_stderr(json_out), stage_progress() if main else nullcontext(None) as progress:
-            result = execute(spec, cfg, progress=progress, log=_stderr_log if json_out else print)
+            log = _stderr_log if json_out else print
+            if seed_list is not None:
+                from fsar_bench.engine.replicates import run_group
+
+                result = run_group(spec, seed_list, cfg, progress=progress, log=log)
+            else:
+                result = execute(spec, cfg, progress=progress, log=log)
     finally:
         distributed.shutdown()
-    if main:
+    if main and seed_list is not None:
+        _report_group(result, json_out)
+    elif main:
         _report(result, json_out)
+        if not json_out and result.summary.get("trained"):
+            from fsar_bench.results.groups import ONE_SEED
+
+            print(f"{ONE_SEED}: the ± above covers episode sampling only; add --seeds 5 to measure it")
+
 
 
 def _report(result, json_out: bool) -> None:
@@ -180,6 +202,37 @@ def _report(result, json_out: bool) -> None:
         json_document(run_document(result))
     else:
         print_summary(result.summary)
+
+
+def group_seeds(seed: list[str], seeds: Optional[int], cfg) -> Optional[list[str]]:
+    """The seeds of a replicate group, or None for one plain run (no --seeds, at most one --seed)."""
+    if seeds is None:
+        return list(seed) if len(seed) > 1 else None
+    if len(seed) > 1:
+        raise FsarError(f"--seeds {seeds} with {len(seed)} --seed values: give one or the other",
+                        "use --seeds N (optionally with one --seed as the base) or list each --seed")
+    from fsar_bench.engine.replicates import replicate_seeds
+
+    base = seed[0] if seed else str((cfg["train"] or {}).get("seed", "0"))
+    return replicate_seeds(base, seeds)
+
+
+def _report_group(result, json_out: bool) -> None:
+    """Each replicate's line, then the group statistics (docs/statistics.md)."""
+    from fsar_bench.ui import json_document
+
+    if json_out:
+        json_document({**result.document(), "group_dir": str(result.group_dir)})
+        return
+    for r in result.runs:
+        s = r.summary
+        print(f"  seed {s.get('train_seed')}: {s.get('accuracy', float('nan')):.2f} ± {s.get('ci95', float('nan')):.2f} %"
+              f"  ({s.get('hardware_class', '')}; {r.run_dir})")
+    print(f"group {result.name} (group key {result.group_key}):")
+    for line in result.summary.lines():
+        print(f"  {line}")
+    if result.group_dir is not None:
+        print(f"  -> {result.group_dir}  (MLflow parent run {result.mlflow_run_id})")
 
 
 def _stderr_log(line: str) -> None:

@@ -33,13 +33,15 @@ _SINGLE = "__tensor__"  # stream name of a plain-tensor feature
 
 
 def model_fingerprint(method: Method, transform_key: str) -> str:
-    """SHA-256 over what determines `embed`'s output."""
-    from fsar_bench import __version__
+    """SHA-256 over what determines `embed`'s output: the method's code identity (digests of its
+    source and of fsar-bench's, `fsar_bench.identity`: an edited `embed` re-embeds), hyperparameters,
+    transform and weights."""
+    from fsar_bench.identity import code_identity
 
     h = hashlib.sha256()
     h.update(json.dumps({"method": method.name or type(method).__qualname__, "preset": method.preset,
                          "hparams": method.hparams, "frames": method.frames, "transform": transform_key,
-                         "version": __version__}, sort_keys=True, default=str).encode())
+                         "code": code_identity(method.name or "", method)}, sort_keys=True, default=str).encode())
     for name, tensor in sorted(method.state_dict().items()):
         h.update(name.encode())
         t = tensor.detach().cpu().contiguous()

@@ -34,7 +34,9 @@ from fsar_bench.envinfo import environment
 from fsar_bench.episodes import CANONICAL_EPISODES
 from fsar_bench.episodes.locks import canonicity, make_set
 from fsar_bench.episodes.sampler import EpisodeSet, EpisodeSpec
+from fsar_bench.engine.replicates import reuse_finished, stamp_identity
 from fsar_bench.errors import FsarError
+from fsar_bench.identity import configure_determinism, hardware_class
 from fsar_bench.io import atomic_path, atomic_write
 from fsar_bench.registry import create_method, method_class
 from fsar_bench.results.per_class import extremes, per_class_accuracy, read_csv, write_csv
@@ -221,14 +223,17 @@ class _NoTracker:
 
 
 def execute(spec: RunSpec, config: BenchConfig, progress: Progress | None = None,
-            log: Callable[[str], None] = print, parent_run_id: str | None = None) -> RunResult:
+            log: Callable[[str], None] = print, parent_run_id: str | Callable[[RunRecord], str] | None = None
+            ) -> RunResult:
     """One run: plan -> preflight -> train -> evaluate -> record. Under torchrun every rank calls this;
     training and evaluation are split across the ranks, and rank 0 alone writes the run folder's files
     and logs to MLflow (docs/distributed.md). Interrupted runs resume; bad input is an FsarError."""
-    device, main = _start_processes(config)
+    device, main = _start_processes(config, spec)
     if not main:
         progress, log = None, (lambda s: None)
     run = plan(spec, config, device, progress)
+    if (reused := reuse_finished(run, log)) is not None:  # a finished key: no new training, no new MLflow run
+        return reused
     try:
         preflight(run, config, progress)
         tracker = _open_tracker(run, config, parent_run_id, main)
@@ -252,11 +257,13 @@ def execute(spec: RunSpec, config: BenchConfig, progress: Progress | None = None
     return RunResult(summary, df, run.run_dir, summary["mlflow_run_id"], RunRecord.from_summary(summary))
 
 
-def _start_processes(config: BenchConfig) -> tuple[str, bool]:
-    """Threads, device and (under torchrun) the process group; (device, is rank 0)."""
-    if config["threads"]:  # e.g. 1 on a shared or oversubscribed machine, where it can be many times faster
-        torch.set_num_threads(config["threads"])
+def _start_processes(config: BenchConfig, spec: RunSpec) -> tuple[str, bool]:
+    """Threads, determinism, device and (under torchrun) the process group; (device, is rank 0).
+    A tiny CPU run gets 1 thread unless bench.yaml says otherwise (reproducible across machines, and
+    fastest on shared cores); CPU runs use torch's deterministic algorithms (docs/results.md §5)."""
     device = dist.local_device(_device(config))
+    tiny = (spec.preset or ("tiny" if get_card(spec.dataset).is_toy else "full")) == "tiny"
+    configure_determinism(device, config["threads"], tiny)
     dist.init(device)  # a no-op unless torchrun started several processes
     return device, dist.is_main()
 
@@ -292,14 +299,14 @@ def plan(spec: RunSpec, config: BenchConfig, device: str, progress: Progress | N
     method = _build_method(spec, preset, config, train_cfg)
     do_train = not spec.no_train and train_cfg.steps > 0 and spec.shot > 0
     world = dist.world_size()
-    run_key = spec.key(world if do_train else 1)
     name = run_name(spec, card.name, ep_spec.setting)
-    ident = _identity(spec, card, train_card, preset, episodes, missing, method, train_cfg, do_train, run_key,
+    ident = _identity(spec, card, train_card, preset, episodes, missing, method, train_cfg, do_train, "",
                       source.root)
-    rec = RunRecord(ident, Environment(versions=dict(environment()), world_size=world,
-                                       distributed=_world_params(world, train_cfg)))
+    env = Environment(versions=dict(environment()), world_size=world, distributed=_world_params(world, train_cfg),
+                      hardware_class=hardware_class(device), deterministic=torch.are_deterministic_algorithms_enabled())
+    stamp_identity(ident, env, method, world if do_train else 1)
     return RunPlan(spec, card, train_card, preset, device, source, episodes, missing, train_cfg, method, do_train,
-                   rec, config.results_dir / f"{name}-{run_key}", name)
+                   RunRecord(ident, env), config.results_dir / f"{name}-{ident.run_key}", name)
 
 
 def run_name(spec: RunSpec, dataset: str, setting: str) -> str:
@@ -369,11 +376,15 @@ def preflight(run: RunPlan, config: BenchConfig, progress: Progress | None) -> N
                      run.run_dir / "run.json")
 
 
-def _open_tracker(run: RunPlan, config: BenchConfig, parent_run_id: str | None, main: bool) -> Any:
+def _open_tracker(run: RunPlan, config: BenchConfig, parent_run_id: str | Callable[[RunRecord], str] | None,
+                  main: bool) -> Any:
     """The MLflow run of this run (rank 0), started with the record's params and tags; runs of the same
-    key left RUNNING by a dead process are marked KILLED first."""
+    key left RUNNING by a dead process are marked KILLED first. `parent_run_id` may be a function of the
+    record (a replicate group opens its MLflow parent run once it knows the group key)."""
     if not main:
         return _NoTracker()
+    if callable(parent_run_id):
+        parent_run_id = parent_run_id(run.record)
     from fsar_bench.tracking import Tracker
 
     tracker = Tracker(config.tracking_uri, config["experiment"], config.results_dir / "mlartifacts")
