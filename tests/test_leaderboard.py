@@ -43,7 +43,8 @@ def _near(base: np.ndarray, seed: int) -> np.ndarray:
 def _log(tracker_cls, uri: str, tmp: Path, name: str, acc: np.ndarray, *, key: str, method: str = "protonet",
          matcher: str = "proto", dataset: str = "toy-motion", weights_tag: str = "pretrained",
          weights_source: str = "hub:test", canonical: bool = True, digest: str = DIGEST, episodes: int | None = None,
-         train_dataset: str | None = None, status: str = "FINISHED", experiment: str = EXPERIMENT) -> str:
+         train_dataset: str | None = None, status: str = "FINISHED", experiment: str = EXPERIMENT,
+         seed: str = "0") -> str:
     n = acc.size if episodes is None else episodes
     acc = acc[:n]
     pct = acc * 100
@@ -52,7 +53,7 @@ def _log(tracker_cls, uri: str, tmp: Path, name: str, acc: np.ndarray, *, key: s
     params = {"method": method, "matcher": matcher, "preset": "tiny", "backbone": "test_resnet", "dataset": dataset,
               "train_dataset": train_dataset or dataset, "way": 5, "shot": 1, "query": 1, "frames": 8,
               "episodes": n, "episode_digest": digest, "canonical": canonical, "weights_source": weights_source,
-              "run_key": key}
+              "run_key": key, "train_seed": seed}
     tags = {"fsar.run_key": key, "fsar.canonical": str(canonical).lower(), "fsar.weights": weights_tag,
             "fsar.setting": "5w1s", "fsar.dataset": dataset, "fsar.method": method}
     run_id = tracker.start(name, params, tags)
@@ -86,8 +87,10 @@ def store(tracking_uri, tmp_path_factory):
     ids["A-failed"] = log("a-failed", arrays["X"], key="key-a", status="FAILED")  # newer but not FINISHED
     ids["B"] = log("b", arrays["B"], key="key-b", matcher="otam")
     ids["C"] = log("c", arrays["C"], key="key-c", method="mystery_net", matcher="trx")  # unregistered method
-    ids["D"] = log("d", arrays["D"], key="key-d", weights_tag="random-init", weights_source="random-init")
-    ids["E"] = log("e", arrays["E"], key="key-e", weights_tag="random-init", weights_source="random-init")
+    ids["D"] = log("d", arrays["D"], key="key-d", matcher="otam", weights_tag="random-init",
+                   weights_source="random-init")
+    ids["E"] = log("e", arrays["E"], key="key-e", matcher="trx", weights_tag="random-init",
+                   weights_source="random-init")
     ids["H"] = log("h", arrays["H"], key="key-h", weights_tag="pretrained", weights_source="random-init")
     ids["F"] = log("f", arrays["F"], key="key-f", canonical=False, digest="f" * 64, episodes=1000)
     ids["G"] = log("g", arrays["G"], key="key-g", digest="0" * 64)  # says canonical, digest is not the lock's
@@ -95,6 +98,15 @@ def store(tracking_uri, tmp_path_factory):
     ids["other-exp"] = log("other", arrays["X"], key="key-o", experiment=EXPERIMENT + "-other")
     ids["appearance"] = log("app", arrays["E"], key="key-app", dataset="toy-appearance",
                             digest=read_lock(get_card("toy-appearance"))["test-5w1s-1q-10000"]["digest"])
+    # Two more training seeds of every ranked configuration: rows are replicate groups (#17).
+    extra = {"A": {}, "B": {"matcher": "otam"}, "C": {"method": "mystery_net", "matcher": "trx"},
+             "D": {"matcher": "otam", "weights_tag": "random-init", "weights_source": "random-init"},
+             "E": {"matcher": "trx", "weights_tag": "random-init", "weights_source": "random-init"},
+             "H": {"weights_tag": "pretrained", "weights_source": "random-init"}}
+    for label, kw in extra.items():
+        for n in (1, 2):
+            ids[f"{label}{n}"] = log(f"{label.lower()}-s{n}", _near(arrays[label], 100 + n),
+                                     key=f"key-{label.lower()}-s{n}", seed=str(n), **kw)
     return tracking_uri, ids, arrays
 
 
@@ -163,23 +175,59 @@ def test_non_canonical_listed_apart_with_reasons(sections):
     assert ranked.isdisjoint(reasons)
 
 
-def test_tiers_only_among_same_episodes():
-    from fsar_bench.leaderboard.reproduced import rank
+def _rec(key, acc, ids=None, seed="0", matcher="proto", **ident):
     from fsar_bench.results.record import Identity, Results, RunRecord
 
-    def rec(key, acc, ids=None):
-        ident = Identity(run_key=key, method="m", dataset="toy-motion", way=5, shot=1, episodes=acc.size,
-                         episode_digest=DIGEST, canonical=True)
-        return RunRecord(ident, results=Results(accuracy=acc.mean() * 100, ci95=1.0, per_episode=acc,
-                                                episode_ids=np.arange(acc.size) if ids is None else ids),
-                         mlflow_run_id=key)
+    fields = dict(run_key=key, method="protonet", matcher=matcher, dataset="toy-motion", way=5, shot=1,
+                  episodes=acc.size, episode_digest=DIGEST, canonical=True, train_seed=seed, train_steps=150)
+    fields.update(ident)
+    return RunRecord(Identity(**fields), results=Results(
+        accuracy=acc.mean() * 100, ci95=1.0, per_episode=acc,
+        episode_ids=np.arange(acc.size) if ids is None else ids), mlflow_run_id=key)
+
+
+def test_tiers_only_among_same_episodes():
+    from fsar_bench.leaderboard.replicates import make_groups
+    from fsar_bench.leaderboard.reproduced import rank
 
     a = _episodes(11, 0.7)[:500]
-    rows = rank([rec("a", a), rec("b", a[::-1].copy(), np.arange(500)[::-1].copy()), rec("c", a)])
+    rev = np.arange(500)[::-1].copy()
+    runs = [_rec("a", a, matcher="a"), _rec("a1", _near(a, 1), matcher="a", seed="1"),
+            _rec("b", a[::-1].copy(), rev, matcher="b"), _rec("b1", _near(a, 2)[::-1].copy(), rev, matcher="b",
+                                                              seed="1"),
+            _rec("c", _near(a, 3), matcher="c"), _rec("c1", _near(a, 4), matcher="c", seed="1")]
+    rows = rank(make_groups(runs))
     assert {r.run.identity.run_key: r.tier for r in rows} == {"a": 1, "c": 1, "b": None}
-    no_episodes = rec("d", a)
+    no_episodes = _rec("d", a)
     no_episodes.results.per_episode = None
-    assert [r.tier for r in rank([no_episodes])] == [None]
+    assert [r.tier for r in rank(make_groups([no_episodes]))] == [None]
+
+
+def test_single_seed_groups_flagged_and_never_tiered():
+    """#17 item 3: an episode-only test would separate these two runs; with one seed each, neither is tiered."""
+    from fsar_bench.leaderboard.replicates import make_groups
+    from fsar_bench.leaderboard.reproduced import rank
+    from fsar_bench.results.groups import ONE_SEED
+
+    good, bad = _episodes(21, 0.9), _episodes(22, 0.5)
+    rows = rank(make_groups([_rec("good", good, matcher="x"), _rec("bad", bad, matcher="y")]))
+    assert [r.rank for r in rows] == [1, 2] and [r.tier for r in rows] == [None, None]
+    assert all(ONE_SEED in r.group.flags and r.group.seed_sd is None for r in rows)
+    assert rows[0].group.ci95 == pytest.approx(1.96 * (good * 100).std(ddof=0) / np.sqrt(N), rel=1e-3)
+
+
+def test_group_row_statistics_match_summarize_group():
+    from fsar_bench.leaderboard.replicates import make_groups
+    from fsar_bench.results.groups import summarize_group
+
+    base = _episodes(31, 0.7)
+    reps = [base, _episodes(32, 0.75), _episodes(33, 0.65)]
+    (group,) = make_groups([_rec(f"k{n}", acc, seed=str(n)) for n, acc in enumerate(reps)])
+    ref = summarize_group(np.vstack(reps))
+    lo, hi = ref.hierarchical_ci
+    assert group.seeds == 3 and group.accuracy == pytest.approx(ref.mean)
+    assert group.ci95 == pytest.approx((hi - lo) / 2) and group.seed_sd == pytest.approx(ref.seed_sd)
+    assert group.flags == []
 
 
 def test_runs_on_older_toy_data_are_not_ranked():
@@ -215,17 +263,57 @@ def test_reported_copy_is_byte_identical():
 
 def test_ucf101_reported_rows_from_all_three_papers(lb, store):
     uri, _, _ = store
-    res = lb("--dataset", "ucf101", "--tracking-uri", uri, "--experiment", EXPERIMENT)
+    res = lb("--dataset", "ucf101", "--tracking-uri", uri, "--experiment", EXPERIMENT, "--format", "html")
     assert res.code == 0, res.err
     out = res.out
     for source in ("DMGAL Table III", "DMGAL Table IV", "MA-FSAR Table 1", "I2ST Table 1"):
         assert source in out
     for setting in ("5-way 1-shot (5w1s)", "5-way 3-shot (5w3s)", "5-way 5-shot (5w5s)"):
-        assert f"## ucf101 · {setting}" in out
-    assert "| reported | I2ST " in out and "| i2st " in out  # hosted as: the i2st card lists "I2ST"
+        assert f"<h2>ucf101 · {setting}</h2>" in out
+    assert "<td>I2ST</td>" in out and "<td>i2st</td>" in out  # hosted as: the i2st card lists "I2ST"
     assert "No canonical run with pretrained weights." in out
-    assert "## Sources of the reported rows" in out and "arXiv:2411.11335" in out
-    assert "| i2st " in out.split("## Method cards")[1]  # the card of the hosted method
+    assert "<h2>Sources of the reported rows</h2>" in out and "arXiv:2411.11335" in out
+    assert "<td>i2st</td>" in out.split("<h2>Method cards</h2>")[1]  # the card of the hosted method
+
+
+def _md_rows(text: str, heading: str) -> list[list[str]]:
+    """The cells of the first Markdown table after `heading`."""
+    part = text.split(heading, 1)[1].split("\n#", 1)[0]
+    start = part.index("\n|") + 1
+    lines = part[start:].split("\n\n", 1)[0].splitlines()
+    return [[c.strip() for c in ln.strip("|").split("|")] for ln in lines]
+
+
+def test_ucf101_markdown_fits_a_page(lb, tmp_path):
+    """#20: the methods x settings table first, one row per reported method/backbone with all its sources,
+    right-aligned numbers, no details, no long lines."""
+    res = lb("--dataset", "ucf101", "--tracking-uri", f"sqlite:///{tmp_path / 'none.db'}")
+    assert res.code == 0, res.err
+    out = res.out
+    assert len(out.encode()) < 16_000 and max(map(len, out.splitlines())) <= 160
+    first_table = out.index("\n|")
+    assert out.index("## Methods × settings") < first_table < out.index("## How to read")
+    assert len(out[:first_table]) < 800  # no long paragraph before the first table
+    rows = _md_rows(out, "## Methods × settings")
+    header, align, body = rows[0], rows[1], rows[2:]
+    assert header[:5] == ["method", "backbone", "5w1s", "5w3s", "5w5s"] and "row" not in header
+    assert all(align[header.index(c)].endswith(":") for c in ("5w1s", "5w3s", "5w5s"))  # right-aligned
+    otam = [r for r in body if r[0] == "OTAM" and r[1] == "ResNet-50"]
+    assert len(otam) == 1 and otam[0][2] == "79.9"  # once, not three times
+    assert otam[0][5].count(",") >= 1  # ... with every table that prints it
+    keys = [(r[0], r[1]) for r in body]
+    assert len(keys) == len(set(keys))
+    for detail in ("| digest", "GFLOPs |", "| run key", "| reported |"):
+        assert detail not in out
+
+
+def test_markdown_escapes_angle_brackets():
+    """#20: `datasets.<name>.masks` in a card note must not render as `datasets..masks`."""
+    from fsar_bench.leaderboard.render import _md_cell, _md_text
+
+    assert _md_text("read from datasets.<name>.masks") == "read from datasets.&lt;name&gt;.masks"
+    assert _md_text("see `datasets/<name>/card.yaml`") == "see `datasets/<name>/card.yaml`"  # code spans kept
+    assert _md_cell("a <b> | c") == "a &lt;b&gt; \\| c"
 
 
 def test_reported_rows_filtering():
@@ -255,19 +343,26 @@ def test_toy_motion_markdown(lb, store):
     res = lb("--dataset", "toy-motion", "--setting", "5w1s", "--tracking-uri", uri, "--experiment", EXPERIMENT)
     assert res.code == 0, res.err
     out = res.out
-    main = out.split("### Ranked: pretrained weights")[1].split("###")[0]
-    randoms = out.split("### Ranked separately: trained from random initialisation")[1].split("###")[0]
-    apart = out.split("### Listed apart (not ranked)")[1].split("##")[0]
-    assert [k in main for k in ("key-a", "key-b", "key-c")] == [True] * 3
-    assert not any(k in main for k in ("key-d", "key-e", "key-h", "key-f", "key-g", "key-x"))
-    assert all(k in randoms for k in ("key-d", "key-e", "key-h")) and "key-a" not in randoms
-    assert all(k in apart for k in ("key-f", "key-g", "key-x"))
-    assert " ± " in main and f"`{DIGEST[:12]}`" in main and "1.23" in main  # CI, digest, params (M)
-    assert "Ranking is done within a weights class" in out
+    main = _md_rows(out, "### Ranked: pretrained weights")
+    randoms = _md_rows(out, "### Ranked separately: trained from random initialisation")
+    apart = _md_rows(out, "### Listed apart (not ranked)")
+    head = main[0]
+    assert head[:2] == ["rank", "tier"] and {"seeds", "seed SD", "hardware", "flags"} <= set(head)
+    col = {c: head.index(c) for c in head}
+    assert [(r[col["method"]], r[col["matcher"]]) for r in main[2:]] == [
+        ("protonet", "proto"), ("protonet", "otam"), ("mystery_net", "trx")]
+    assert [r[col["seeds"]] for r in main[2:]] == ["3"] * 3
+    assert [r[col["tier"]] for r in main[2:]] == ["1", "1", "2"]
+    assert all(" ± " in r[col["accuracy (%) ± 95% CI"]] and r[col["seed SD"]] != "–" for r in main[2:])
+    assert len(randoms) == 2 + 3 and len(apart) == 2 + 3
+    assert all(r[apart[0].index("seeds")] == "1" and "1 seed" in r[apart[0].index("flags")] for r in apart[2:])
+    assert "| run key" not in out and "`key-a`" not in out and DIGEST[:12] in out  # details in csv/html; the canonical set is named
     cards = out.split("## Method cards")[1]
     assert "| mystery_net " in cards and "card unavailable: unknown method" in cards  # unknown method: no crash
-    assert "| protonet " in cards and "Prototypical Networks" in cards
+    assert "| protonet " in cards
     assert "Reported in the papers" not in out  # the papers report nothing on toy datasets
+    summary = _md_rows(out, "## Methods × settings")
+    assert summary[0][:3] == ["method", "backbone", "5w1s"] and len(summary) == 2 + 6
 
 
 def test_csv_and_html(lb, store, tmp_path):
@@ -278,15 +373,17 @@ def test_csv_and_html(lb, store, tmp_path):
     assert res.code == 0, res.err
     assert [p.name for p in tmp_path.iterdir()] == ["lb.csv"]  # atomic write: no temporary left over
     df = pd.read_csv(out_csv, keep_default_na=False)
-    kinds = df.groupby("kind")["run_key"].apply(set).to_dict()
-    assert kinds["ranked-pretrained"] == {"key-a", "key-b", "key-c"}
-    assert kinds["ranked-random-init"] == {"key-d", "key-e", "key-h"}
+    kinds = df.groupby("kind")["run_key"].apply(set).to_dict()  # one line per run of a group
+    seeds = lambda ks: {f"{k}{s}" for k in ks for s in ("", "-s1", "-s2")}  # noqa: E731
+    assert kinds["ranked-pretrained"] == seeds({"key-a", "key-b", "key-c"})
+    assert kinds["ranked-random-init"] == seeds({"key-d", "key-e", "key-h"})
     assert kinds["unranked"] == {"key-f", "key-g", "key-x"}
+    assert set(df[df["kind"] == "ranked-pretrained"]["seeds"].astype(int)) == {3}
     rep = df[df["kind"] == "reported"]
     assert set(rep["dataset"]) == {"ucf101"} and set(rep["source_paper"]) == {"dmgal", "ma_fsar", "i2st"}
     assert (rep["source_table"] != "").all()
     ranked = df[df["kind"] == "ranked-pretrained"].sort_values("rank", key=lambda s: s.astype(int))
-    assert list(ranked["tier"].astype(int)) == [1, 1, 2]
+    assert list(ranked["tier"].astype(int)) == [1, 1, 1, 1, 1, 1, 2, 2, 2]
 
     res = lb("--dataset", "toy-motion", "--format", "html", "--tracking-uri", uri, "--experiment", EXPERIMENT)
     assert res.code == 0, res.err
@@ -363,7 +460,7 @@ def test_update_and_check(lb, records, tmp_path):
     text = (folder / "toy-motion.md").read_text()
     assert text.startswith("# Leaderboard: toy-motion") and "do not edit by hand" in text
     assert lb("--check", folder).code == 0
-    (folder / "toy-motion.md").write_text(text.replace("key-a", "key-z"))
+    (folder / "toy-motion.md").write_text(text.replace("mystery_net", "mystery_nez"))
     assert lb("--check", folder).code == 1
 
 

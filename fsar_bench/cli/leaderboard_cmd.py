@@ -16,7 +16,8 @@ def leaderboard(
                                       "e.g. ucf101, kinetics100, toy-motion); default: every dataset with rows"),
     setting: list[str] = typer.Option([], "--setting", "-s", help="setting <way>w<shot>s (repeatable), e.g. 5w1s; "
                                       "default: every setting with rows"),
-    format_: str = typer.Option("md", "--format", "-f", help="md, csv or html"),
+    format_: str = typer.Option("md", "--format", "-f", help="md (fits a page), html or csv (every detail), "
+                                "latex (booktabs tables for papers)"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="write here (atomically) instead of stdout"),
     reported: bool = typer.Option(True, "--reported/--no-reported", help="include the papers' reported rows"),
     all_reported: bool = typer.Option(False, "--all-reported", help="reported rows of the ablation tables too "
@@ -34,17 +35,19 @@ def leaderboard(
     check: Optional[Path] = typer.Option(None, "--check", help="exit 1 if a DIR/<dataset>.md is not what "
                                          "DIR/runs/<dataset>.json renders to (what CI checks)"),
 ) -> None:
-    """One table per dataset and setting: ranked reproduced runs, runs listed apart, reported rows.
+    """Methods x settings first (reproduced next to reported), then each setting's replicate groups.
 
-    Only canonical runs (locked episode digest) are ranked, within their weights class: pretrained
-    runs in the main table, random-init runs in a separate one. Tiers group rows that a paired
-    test on the same episodes cannot separate. Reported rows carry their paper and source table.
+    A reproduced row is a replicate group (runs that differ only in the training seed): mean,
+    hierarchical CI, seeds, between-seed SD, hardware class, flags. Only canonical groups are
+    ranked, within their weights class; tiers come from the seed-aware test, and single-seed
+    groups are flagged and not tiered. Reported rows carry their papers and source tables.
 
     Examples:
 
     \b
       fsar-bench leaderboard --dataset ucf101 --setting 5w1s
       fsar-bench leaderboard --dataset toy-motion --format html --output toy-motion.html
+      fsar-bench leaderboard --dataset ucf101 --format latex --output ucf101.tex
       fsar-bench leaderboard --dataset toy-motion --save-runs leaderboards/runs/toy-motion.json
       fsar-bench leaderboard --update leaderboards
     """
@@ -75,8 +78,8 @@ def leaderboard(
     from fsar_bench.ui import clip
     from fsar_bench.validate import check_output_file, check_tracking_uri
 
-    if format_ not in ("md", "csv", "html"):
-        raise FsarError(f"unknown format {clip(format_)}", "use --format md, csv or html")
+    if format_ not in ("md", "csv", "html", "latex"):
+        raise FsarError(f"unknown format {clip(format_)}", "use --format md, html, csv or latex")
     for path, flag in ((output, "--output"), (save_runs, "--save-runs")):
         if path is not None:
             check_output_file(path, flag)  # before reading MLflow and rendering

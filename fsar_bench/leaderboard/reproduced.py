@@ -1,17 +1,18 @@
-"""Reproduced rows: fsar-bench runs read from MLflow (or from a runs snapshot file).
+"""Reproduced rows: fsar-bench runs read from MLflow (or from a runs snapshot file), as replicate groups.
 
 Rules (docs/leaderboard.md):
 
 * Only FINISHED runs with the `fsar.run_key` tag count. Runs with the same run key are reruns of
   the same spec: the latest finished one (end time, then start time) is kept.
-* A run is *ranked* only if it is canonical (tag `fsar.canonical` = true), its episode digest is
-  the digest locked today for its dataset and setting, and it was trained and tested on the same
-  dataset. Everything else is *listed apart*, unranked, with the reason.
-* Ranking happens within a weights class: runs with pretrained weights are ranked in the main
-  table; runs whose weights are `random-init` (every toy-dataset run: the tiny backbones have no
-  pretrained weights) are ranked in a separate table and never mixed with pretrained runs.
-* Within one ranked table, rows share a *tier* when a paired sign-flip test on their per-episode
-  accuracies cannot separate them from the tier's head (`fsar_bench.results.stats.tiers`).
+* A row is a replicate group (`replicates.make_groups`): the runs of one configuration that differ
+  only in the training seed; its accuracy is the mean over seeds and episodes, its CI hierarchical.
+* A group is *ranked* only if it is canonical (tag `fsar.canonical` = true), its episode digest is
+  the digest locked today for its dataset and setting, it was trained and tested on the same
+  dataset, it is above chance, its method uses the supports, and it trained its own weights (a
+  re-scored sweep point did not). Everything else is *listed apart*, unranked, with the reason.
+* Ranking happens within a weights class: pretrained groups in the main table; `random-init` groups
+  (every toy-dataset run: the tiny backbones have no pretrained weights) in a separate table.
+* Tiers come from the seed-aware test (`results.groups.group_tiers`); single-seed groups get none.
 
 A snapshot file (`save_snapshot` / `load_snapshot`, JSON) holds the runs of a leaderboard with
 their per-episode results, so that a leaderboard can be regenerated without the MLflow store:
@@ -33,6 +34,7 @@ import numpy as np
 from fsar_bench.episodes import CANONICAL_EPISODES, CANONICAL_QUERY, canonical_test_key
 from fsar_bench.errors import FsarError
 from fsar_bench.io import atomic_write
+from fsar_bench.leaderboard.replicates import RunGroup, make_groups
 from fsar_bench.results.record import PRETRAINED, RANDOM_INIT, RunRecord, weights_class  # noqa: F401
 
 SNAPSHOT_FORMAT = "fsar-leaderboard-runs/1"
@@ -46,15 +48,23 @@ _TIER_CACHE: dict[tuple, list[int]] = {}
 
 @dataclass
 class RankedRow:
-    run: RunRecord
+    group: RunGroup
     rank: int
-    tier: int | None  # None: per-episode results unavailable (not tiered)
+    tier: int | None  # None: one seed, or per-episode results unavailable (not tiered)
+
+    @property
+    def run(self) -> RunRecord:
+        return self.group.run
 
 
 @dataclass
 class UnrankedRow:
-    run: RunRecord
+    group: RunGroup
     reason: str
+
+    @property
+    def run(self) -> RunRecord:
+        return self.group.run
 
 
 @dataclass
@@ -206,75 +216,131 @@ def unranked_reason(rec: RunRecord, digest: str | None) -> str | None:
     return "; ".join(reasons) or None
 
 
-def _aligned(rows: list[RunRecord]) -> bool:
-    if any(r.results.per_episode is None for r in rows):
+def supports_unused(rec: RunRecord) -> bool:
+    """A zero-shot method (`Method.zero_shot`) with no fine-tuning (card `finetune: none`): it never
+    looks at the supports, so a K-shot run of it is its zero-shot result under another name."""
+    from fsar_bench.leaderboard.build import method_card
+    from fsar_bench.registry import method_class
+
+    if rec.identity.shot == 0:
         return False
-    first = rows[0].results.episode_ids
-    return all(r.results.episode_ids is not None and np.array_equal(r.results.episode_ids, first) for r in rows)
+    info = method_card(rec.identity.method)
+    try:
+        zero_shot = bool(getattr(method_class(rec.identity.method), "zero_shot", False))
+    except Exception:  # noqa: BLE001  (an unknown or broken method is flagged by its card row)
+        return False
+    return zero_shot and info.card is not None and str(info.card.finetune).strip().lower() == "none"
 
 
-def rank(rows: list[RunRecord], alpha: float = TIER_ALPHA) -> list[RankedRow]:
-    """Rank by mean accuracy (equal means share a rank); tiers from paired tests on the same episodes.
+def rescored_from(rec: RunRecord) -> str:
+    """The run whose trained weights a re-scored run evaluated ('' when the run trained its own)."""
+    src = rec.identity.init_from
+    if not src:
+        return ""
+    parts = Path(src).parts
+    return parts[-2] if len(parts) >= 2 else parts[-1]
 
-    Rows without per-episode results (or with other episode lists) get tier None; the others are
-    tiered among themselves, per episode digest.
+
+def chance(rec: RunRecord) -> float:
+    return 100.0 / rec.identity.way if rec.identity.way else math.nan
+
+
+def misleading_reason(group: RunGroup) -> str | None:
+    """Rows that would mislead in a ranking (issue #20): below chance, supports unused, re-scored."""
+    rec, reasons = group.run, []
+    acc, ch = group.accuracy, chance(group.run)
+    if math.isfinite(acc) and acc < ch:
+        reasons.append(f"below chance ({acc:.1f} % < {ch:.1f} % for {rec.identity.way}-way): "
+                       "degenerate predictions, e.g. one class for every query")
+    if supports_unused(rec):
+        reasons.append(f"zero-shot method (supports unused): rank it at shot 0 ({rec.identity.way}w0s)")
+    src = rescored_from(rec)
+    if src:
+        reasons.append(f"re-scored from {src} (weights trained at another setting: a sweep point)")
+    return "; ".join(reasons) or None
+
+
+def leakage_flag(rec: RunRecord) -> str | None:
+    """`LeakageReport.flag()` of the run (recorded by the run when present, else audited here)."""
+    recorded = getattr(rec.identity, "leakage", None) or getattr(rec, "leakage", None)
+    if isinstance(recorded, dict) and "flag" in recorded:
+        return recorded["flag"] or None
+    if rec.identity.data_version.startswith("toy-") or rec.identity.dataset.startswith("toy"):
+        return None
+    from fsar_bench.leaderboard.build import method_card
+    from fsar_bench.leakage import audit
+
+    info = method_card(rec.identity.method)
+    try:
+        return audit(rec.identity.train_dataset or rec.identity.dataset, rec.identity.dataset,
+                     getattr(info.card, "pretraining", None) or None).flag()
+    except Exception:  # noqa: BLE001  (no class table for this dataset: nothing to flag)
+        return None
+
+
+def rank(groups: list[RunGroup] | list[RunRecord], alpha: float = TIER_ALPHA) -> list[RankedRow]:
+    """Rank groups (a bare run: a one-seed group) by mean accuracy (equal means share a rank); tiers
+    from the seed-aware test.
+
+    Tiers come from `groups.group_tiers` (seeds are the unit) among groups with per-episode results
+    on the same episodes; single-seed groups get no tier (flagged `ONE_SEED`), whatever their
+    episode-level differences.
     """
-    from fsar_bench.results.stats import tiers
+    from fsar_bench.leaderboard.replicates import single_group
+    from fsar_bench.results.groups import group_tiers
 
-    ordered = sorted(rows, key=lambda r: (-r.results.accuracy, r.identity.method, r.identity.matcher,
-                                          r.identity.run_key))
+    groups = [g if isinstance(g, RunGroup) else single_group(g) for g in groups]
+    ordered = sorted(groups, key=lambda g: (-g.accuracy, g.run.identity.method, g.run.identity.matcher, g.key))
     ranks: list[int] = []
-    for i, r in enumerate(ordered):
-        ranks.append(ranks[-1] if i and r.results.accuracy == ordered[i - 1].results.accuracy else i + 1)
-    tier_of: dict[str, int] = {}
-    by_digest: dict[str, list[RunRecord]] = {}
-    for r in ordered:
-        if r.results.per_episode is not None:
-            by_digest.setdefault(r.identity.episode_digest, []).append(r)
-    for group in by_digest.values():
-        ids = group[0].results.episode_ids
-        group = [r for r in group if r.results.episode_ids is not None and np.array_equal(r.results.episode_ids, ids)]
-        if not group:
-            continue
-        key = (alpha, *((r.identity.run_key, hashlib.sha256(np.ascontiguousarray(r.results.per_episode)).hexdigest())
-                        for r in group))
-        if key not in _TIER_CACHE:  # the permutation tests take seconds; a process renders a board often once
-            _TIER_CACHE[key] = tiers([(r.identity.run_key, r.results.per_episode) for r in group], alpha=alpha,
-                                     n_perm=TIER_PERMUTATIONS, seed=TIER_SEED)
-        result = _TIER_CACHE[key]
-        tier_of.update({r.identity.run_key: t for r, t in zip(group, result)})
-    return [RankedRow(r, k, tier_of.get(r.identity.run_key)) for r, k in zip(ordered, ranks)]
+    for i, g in enumerate(ordered):
+        ranks.append(ranks[-1] if i and g.accuracy == ordered[i - 1].accuracy else i + 1)
+    tier_of: dict[str, int | None] = {}
+    by_digest: dict[str, list[RunGroup]] = {}
+    for g in ordered:
+        if g.per_episode is not None:
+            by_digest.setdefault(g.run.identity.episode_digest, []).append(g)
+    for members in by_digest.values():  # tiered: the groups on the episode list of the best one
+        ids = members[0].run.results.episode_ids
+        members = [g for g in members if np.array_equal(g.run.results.episode_ids, ids)]
+        key = (alpha, *((g.key, hashlib.sha256(np.ascontiguousarray(g.per_episode)).hexdigest()) for g in members))
+        if key not in _TIER_CACHE:
+            _TIER_CACHE[key] = group_tiers([(g.key, g.per_episode) for g in members], alpha=alpha)
+        tier_of.update({g.key: t for g, t in zip(members, _TIER_CACHE[key])})
+    return [RankedRow(g, k, tier_of.get(g.key)) for g, k in zip(ordered, ranks)]
 
 
 def classify(records: list[RunRecord], dataset: str, setting: str) -> Sections:
-    """Split the runs of one dataset and setting into ranked (per weights class) and listed-apart rows."""
+    """Split the replicate groups of one dataset and setting into ranked (per weights class) and
+    listed-apart rows."""
     from fsar_bench.leaderboard.reported import parse_setting
 
     way, shot = parse_setting(setting)
     lock_key, digest = locked_set(dataset, way, shot)
     sec = Sections(dataset, setting, digest, lock_key)
     pretrained, random_init = [], []
-    for rec in records:
-        if rec.identity.dataset != dataset or rec.identity.setting != setting:
-            continue
-        why = unranked_reason(rec, digest)
+    mine = [r for r in records if r.identity.dataset == dataset and r.identity.setting == setting]
+    for group in make_groups(mine):
+        leak = leakage_flag(group.run)
+        if leak:
+            group.flags.append(leak)
+        why = unranked_reason(group.run, digest) or misleading_reason(group)
         if why:
-            sec.unranked.append(UnrankedRow(rec, why))
-        elif rec.identity.weights == PRETRAINED:
-            pretrained.append(rec)
+            sec.unranked.append(UnrankedRow(group, why))
+        elif group.run.identity.weights == PRETRAINED:
+            pretrained.append(group)
         else:
-            random_init.append(rec)
+            random_init.append(group)
     sec.pretrained = rank(pretrained)
     sec.random_init = rank(random_init)
     sec.unranked.sort(key=_unranked_order)
     for name, rows in (("pretrained", sec.pretrained), ("random-init", sec.random_init)):
-        if any(r.tier is None for r in rows):
+        if any(r.tier is None and r.group.seeds > 1 for r in rows):
             sec.notes.append(f"some {name} rows have no tier: their per-episode results could not be read")
     return sec
 
 
 def _unranked_order(u: UnrankedRow) -> tuple[float, str, str]:
-    acc = u.run.results.accuracy
+    acc = u.group.accuracy
     return -acc if math.isfinite(acc) else math.inf, u.run.identity.method, u.run.identity.run_key
 
 
