@@ -43,8 +43,11 @@ DEFAULTS: dict[str, Any] = {
 }
 PROTOCOL_KEYS = set(DEFAULTS["protocol"])
 DATASET_KEYS = {"root", "layout", "masks"}
+# bench.yaml `train`: the recipe fields (fsar_bench.recipes.RECIPE_FIELDS, checked equal by tests/test_recipes.py;
+# their values are checked when the recipe is resolved) and the training seed
 TRAIN_KEYS = {"steps", "lr", "weight_decay", "episodes_per_update", "val_every", "val_episodes",
-              "train_query", "checkpoint_every", "seed"}
+              "train_query", "checkpoint_every", "optimizer", "schedule", "frames", "image_size", "flip", "jitter",
+              "train_shot", "seed"}
 MAPPINGS = ("protocol", "datasets", "methods", "train", "sweeps")
 # value checks: key -> (what it must be, example, test); int checks exclude bools (YAML `yes`)
 _INT = lambda lo: (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= lo)  # noqa: E731

@@ -162,8 +162,10 @@ class ResolvedRecipe:
         return self.shot if self.train_shot.value is None else self.train_shot.value
 
     def train_config(self) -> dict[str, Any]:
-        """The TrainConfig keyword values (seed, device and num_workers stay the runner's)."""
-        return {k: self.get(k).value for k in TRAIN_CONFIG_FIELDS}
+        """The TrainConfig keyword values (seed, device and num_workers stay the runner's), with the
+        optimiser and the LR schedule (as plain values: TrainConfig is recorded as JSON)."""
+        return {**{k: self.get(k).value for k in TRAIN_CONFIG_FIELDS}, "optimizer": self.optimizer.value,
+                "schedule": self.schedule.value.as_dict()}
 
     def method_overrides(self) -> dict[str, Any]:
         """frames / image_size for `create_method` (equal to the preset's unless the recipe sets them)."""
@@ -354,6 +356,28 @@ def _finish_schedule(raw: Sourced[Any], steps: int, per_update: int) -> Sourced[
     return Sourced(ScheduleSpec.from_mapping(data), raw.source)
 
 
+def _variant(cls: type, used: RecipeTable | None, variant: str, preset: str) -> dict[str, Sourced[Any]]:
+    """The entries of a named variant (`--recipe NAME`); a one-line error naming the known ones."""
+    name = getattr(cls, "name", "") or cls.__name__
+    if used is None:
+        table = method_table(cls)
+        why = (f"its recipe table applies to the presets {', '.join(table.presets)}, not {preset!r}"
+               if table is not None else "it ships no recipe table")
+        raise FsarError(f"method {name!r} has no recipe variant {variant!r} ({why})",
+                        "drop --recipe" + (f" or use --preset {table.presets[0]}" if table is not None else ""))
+    if variant not in used.variants:
+        if not used.variants:
+            raise FsarError(f"method {name!r} has no recipe variants (asked for {variant!r})", "drop --recipe")
+        raise unknown("recipe variant", variant, used.variants, where=f"of method {name!r}")
+    return used.variants[variant]
+
+
+def check_variant(cls: type, variant: str, preset: str = "full") -> None:
+    """`--recipe NAME` checked before any work (and before torchrun starts N copies of the command)."""
+    table = method_table(cls)
+    _variant(cls, table if table is not None and preset in table.presets else None, variant, preset)
+
+
 def resolve_recipe(cls: type, dataset: str, shot: int, preset: str = "full", *,
                    overrides: Sequence[tuple[str, Mapping[str, Any]]] = (), variant: str | None = None,
                    flip_allowed: bool | None = None) -> ResolvedRecipe:
@@ -387,10 +411,7 @@ def resolve_recipe(cls: type, dataset: str, shot: int, preset: str = "full", *,
         values.update(used.datasets.get(card.name, {}))
         values.update(used.shots.get(card.name, {}).get(int(shot), {}))
     if variant:
-        choices = used.variants if used is not None else {}
-        if variant not in choices:
-            raise unknown("recipe variant", variant, choices, where=f"of method {name!r}")
-        values.update(choices[variant])
+        values.update(_variant(cls, used, variant, preset))
     touched: set[str] = set()
     for where, layer in overrides:
         new = _layer(layer or {}, f"override: {where}")
@@ -491,8 +512,17 @@ def render_recipes_doc(methods: Mapping[str, type]) -> str:
         "source: `paper:` (section/table), `official config:` (repository + file), `ours:` (why), "
         "`plugin defaults`, `harness default`, `dataset card`, or `override: <where>`.",
         "",
+        "`fsar-bench run METHOD --dataset DATASET --shot K --dry-run` prints the recipe a run would use, every "
+        "value with its source (overrides marked `override: <where>`), with the method's hyperparameters and "
+        "weights (the paper's weights tag and `weights_status`), and exits without reading videos or writing "
+        "anything; `--recipe NAME` picks a named variant (e.g. `dmgal_ft --recipe release`). A run records its "
+        "recipe in summary.json (`recipe`) and as MLflow params `recipe.<field>` / `recipe.<field>.source`; the "
+        "training loop logs the LR (metric `lr`) whenever it changes, and resumes mid-schedule exactly "
+        "(the scheduler's update count is in `checkpoint.pt`).",
+        "",
         "Steps count training episodes over all processes; the LR schedule counts optimiser updates "
-        "(steps / episodes per update). The public alibaba code (HyRSM, MoLo, CLIP-FSAR) computes its "
+        "(steps / episodes per update; episodes per update is the total over all processes, so `--nproc W` "
+        "splits it W ways and the milestones do not move, docs/distributed.md). The public alibaba code (HyRSM, MoLo, CLIP-FSAR) computes its "
         "schedule epoch as floor(i/S) + i/S instead of i/S (`runs/train_net_few_shot.py`), so its LR steps "
         "come about twice as early as its configs say; recipes taken from that code follow what it "
         "actually does (epoch rule `released`: the published numbers came from it), the D2ST code "
@@ -529,6 +559,6 @@ def hosted_methods() -> dict[str, type]:
     return {n: method_class(n) for n, e in method_entries().items() if e.origin.split(" ")[0] == "fsar-bench"}
 
 
-__all__ = ["RECIPE_FIELDS", "RecipeTable", "ResolvedRecipe", "Sourced", "hosted_methods", "load_table",
+__all__ = ["RECIPE_FIELDS", "RecipeTable", "ResolvedRecipe", "Sourced", "check_variant", "hosted_methods", "load_table",
            "method_sets", "method_table", "override_layers", "render_recipes_doc", "resolve_recipe",
            "with_overrides"]

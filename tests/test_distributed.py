@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import torch
 
 from fsar_bench.config import load_config
@@ -61,7 +62,8 @@ def test_nproc_relaunches_the_same_command_through_torchrun(workdir, cli, monkey
 
 
 def test_two_gloo_ranks_train_and_evaluate_like_one_process(workdir, cli, tracking_uri):
-    (workdir / "bench.yaml").write_text("train:\n  val_every: 2\n  val_episodes: 10\n")  # sharded validation too
+    # sharded validation too; episodes_per_update is the total over the 2 ranks (one episode each per update)
+    (workdir / "bench.yaml").write_text("train:\n  val_every: 2\n  val_episodes: 10\n  episodes_per_update: 2\n")
     common = ["--dataset", "toy-appearance", "--episodes", "30", "--episode-batch", "10"]
     res = cli("run", "protonet", *common, "--steps", "4", "--results-dir", "dist", "--nproc", "2")
     assert res.code == 0, res.err
@@ -166,3 +168,15 @@ def _plain(value):
     if hasattr(value, "tolist"):
         value = value.tolist()
     return [_plain(v) for v in value] if isinstance(value, list) else value
+
+
+def test_episodes_per_update_is_the_total_over_the_ranks():
+    """The recipes' episodes per update are per optimiser step over all processes (the papers' numbers),
+    so W ranks share them and the LR milestones (in updates) do not move; an indivisible total is refused."""
+    from fsar_bench.engine.train import _per_update
+    from fsar_bench.errors import FsarError
+
+    assert _per_update(16, 1) == _per_update(16, 4) == 16
+    with pytest.raises(FsarError) as err:
+        _per_update(6, 4)
+    assert "episodes_per_update (6" in str(err.value) and "--nproc dividing 6" in err.value.fix

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from fsar_bench.data.cards import get_card
+from fsar_bench.engine.schedule import ScheduleSpec
 from fsar_bench.engine.train import TrainConfig
 from fsar_bench.errors import FsarError
 from fsar_bench.protocol import Method
@@ -167,3 +168,16 @@ def test_standard_override_layers():
     assert (r.steps.value, r.steps.source, r.lr.source, r.frames.value) == (
         300, "override: --steps", "override: --set", 16)
     assert r.method_overrides() == {"frames": 16, "image_size": 224}
+
+
+def test_bench_yaml_train_keys_are_the_recipe_fields_and_the_seed():
+    from fsar_bench.config import TRAIN_KEYS
+
+    assert TRAIN_KEYS == {*RECIPE_FIELDS, "seed"}
+
+
+def test_train_config_carries_optimizer_and_schedule_as_plain_values():
+    r = resolve_recipe(method_class("dmgal_ft"), "ucf101", 1, variant="release")
+    cfg = TrainConfig(**r.train_config())
+    assert cfg.optimizer == "sgd" and cfg.schedule == r.schedule.value.as_dict()
+    assert ScheduleSpec.from_mapping(dict(cfg.schedule)) == r.schedule.value

@@ -183,3 +183,70 @@ def test_table_schedules_match_the_released_code_at_every_update(raw):
         # in the warm-up, ours counts from update 0: at most ipu - 1 iterations behind
         tol = (ipu - 1) / s * abs(1 - start) + 1e-12 if u < spec.warmup_updates else 1e-12
         assert abs(ours - theirs) <= tol, (u, ours, theirs)
+
+
+# -- the schedule in the shared training loop (engine/train.py) ----------------------------------------
+
+class _Stop(Exception):
+    """Stands for a killed process: raised from the progress callback after the round's checkpoint."""
+
+
+def _fit(run_dir, stop_at: int | None = None) -> tuple[dict, dict[int, float]]:
+    """Train the tiny method of test_train_loop for 14 episodes, 2 per update (7 updates): warm-up over
+    3 updates from x0.1, then x1, then x0.1 from update 5; a checkpoint falls due every 3 episodes
+    (written at the next update). Returns the weights and the `lr` metrics logged (step -> lr)."""
+    from test_train_loop import TinyMethod, _Episodes
+
+    from fsar_bench.engine.train import TrainConfig, TrainData, train_episodic
+
+    spec = ScheduleSpec("multistep", warmup_updates=3, warmup_start_factor=0.1, milestones=(5,), factors=(1, 0.1))
+    cfg = TrainConfig(steps=14, lr=0.05, episodes_per_update=2, checkpoint_every=3, val_every=0,
+                      schedule=spec.as_dict())
+    lrs: dict[int, float] = {}
+
+    def log(metrics: dict, step: int) -> None:
+        if "lr" in metrics:
+            lrs[step] = metrics["lr"]
+
+    def progress(done: int, total: int) -> None:
+        if done == stop_at:
+            raise _Stop
+
+    method = TinyMethod()
+    try:
+        train_episodic(method, TrainData(_Episodes(14), run_dir=run_dir, log=log, progress=progress), cfg)
+    except _Stop:
+        pass
+    return {k: v.detach().clone() for k, v in method.state_dict().items()}, lrs
+
+
+def _per_update(lrs: dict[int, float], steps: int = 14, per_update: int = 2) -> list[float]:
+    """The LR of every update from the `lr` metrics, which are logged when the LR changes (update u is
+    logged at its last episode, step 2u + 1)."""
+    out, current = [], None
+    for u in range(steps // per_update):
+        current = lrs.get(u * per_update + per_update - 1, current)
+        out.append(current)
+    return out
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("stop_at", [4, 8])  # checkpoints at update 2 (inside the warm-up) and 3 (before x0.1)
+def test_training_killed_mid_schedule_resumes_the_exact_lrs_and_weights(tmp_path, stop_at):
+    whole, whole_lrs = _fit(tmp_path / "whole")
+    expected = [0.05 * lr_factor(ScheduleSpec("multistep", warmup_updates=3, warmup_start_factor=0.1,
+                                              milestones=(5,), factors=(1, 0.1)), u) for u in range(7)]
+    assert _per_update(whole_lrs) == pytest.approx(expected)
+    assert expected[0] < expected[1] < expected[3] and expected[5] < expected[4]  # warm-up, then a step
+
+    _, first = _fit(tmp_path / "cut", stop_at=stop_at)
+    saved = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)
+    checkpoint_step = {4: 4, 8: 6}[stop_at]  # due at 3 / 6 episodes, written at the update ending there
+    assert saved["state"]["step"] == checkpoint_step and saved["sched"]["last_epoch"] == checkpoint_step // 2
+    resumed, second = _fit(tmp_path / "cut")
+    assert not (tmp_path / "cut" / "checkpoint.pt").exists()  # finished
+    assert min(second) == checkpoint_step + 1  # the resumed run started after the checkpoint
+    merged = {**{k: v for k, v in first.items() if k < checkpoint_step}, **second}
+    assert _per_update(merged) == _per_update(whole_lrs)
+    for name, value in whole.items():
+        assert torch.equal(resumed[name], value), name

@@ -110,6 +110,10 @@ def run(
                               "command under torchrun for DDP training and sharded evaluation"),
     launcher: str = typer.Option("local", help="local (run here) or submitit (run as a cluster job; bench.yaml "
                                  "launcher: section, docs/cluster.md)"),
+    recipe: Optional[str] = typer.Option(None, "--recipe", help="a named variant of the method's training recipe, "
+                                         "e.g. dmgal_ft --recipe release (docs/recipes.md)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the resolved recipe (every value with its "
+                                 "source), method hyperparameters and weights, then exit without running or writing"),
     json_out: bool = typer.Option(False, "--json", help=JSON_HELP + "; the document is the run's summary.json "
                                   "plus run_dir"),
 ) -> None:
@@ -121,6 +125,7 @@ def run(
       fsar-bench run protonet --dataset toy-appearance --way 5 --shot 1
       fsar-bench run protonet --dataset toy-appearance --seeds 5
       fsar-bench run dmgal_ft --dataset ucf101 --way 5 --shot 1
+      fsar-bench run dmgal_ft --dataset ucf101 --dry-run
       fsar-bench run protonet --dataset toy-motion --matcher otam --steps 300
       fsar-bench run protonet --dataset ssv2_full --nproc 4
       fsar-bench run protonet --matcher otam --set matcher.lam=0.05
@@ -135,14 +140,22 @@ def run(
     cfg = cli_config(config, results_dir, tracking_uri)
     proto = cfg["protocol"]
     shot = proto["shot"] if shot is None else shot
-    check_method_inputs(method, shot, overrides, cfg, preset, matcher=matcher)
+    from fsar_bench.recipes import method_sets
+
+    check_method_inputs(method, shot, method_sets(overrides), cfg, preset, matcher=matcher)  # recipe fields: resolve
+    if recipe is not None:
+        from fsar_bench.data.cards import get_card
+        from fsar_bench.recipes import check_variant
+        from fsar_bench.registry import method_class
+
+        check_variant(method_class(method), recipe, preset or ("tiny" if get_card(dataset).is_toy else "full"))
     from fsar_bench.launch import check_launcher
 
     check_launcher(launcher, cfg)
     if launcher != "local" and nproc > 1:
         raise FsarError("--nproc starts torchrun on this machine, not in a cluster job",
                         "drop --nproc and set launcher.gpus_per_job in bench.yaml (docs/cluster.md)")
-    if nproc > 1:
+    if nproc > 1 and not dry_run:
         sys.exit(_launch_torchrun(ctx, nproc))
     from fsar_bench.engine.runner import RunSpec, execute
     from fsar_bench.ui import stage_progress
@@ -156,8 +169,13 @@ def run(
         matcher=matcher, overrides=overrides, frames=frames, train_dataset=train_dataset, train=train,
         no_train=no_train, cache=not no_cache, allow_missing=allow_missing,
         root=str(root) if root else None, train_root=str(train_root) if train_root else None,
-        episode_batch=episode_batch,
+        episode_batch=episode_batch, recipe=recipe,
     )
+    if dry_run:  # before torchrun or a cluster job: resolving needs neither
+        from fsar_bench.engine.runner import dry_run as describe
+
+        print(describe(spec, cfg))
+        return
     from fsar_bench.ui import stdout_to_stderr
 
     if launcher != "local" and seed_list is not None:
@@ -192,7 +210,6 @@ def run(
             from fsar_bench.results.groups import ONE_SEED
 
             print(f"{ONE_SEED}: the ± above covers episode sampling only; add --seeds 5 to measure it")
-
 
 
 def _report(result, json_out: bool) -> None:

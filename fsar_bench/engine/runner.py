@@ -28,7 +28,7 @@ from fsar_bench.data.cards import get_card
 from fsar_bench.data.source import VideoSource
 from fsar_bench.engine import distributed as dist
 from fsar_bench.engine.batches import train_episodes
-from fsar_bench.engine.evaluate import EvalOptions, ResultStore, accuracy_summary, clip_transform, evaluate
+from fsar_bench.engine.evaluate import EvalOptions, ResultStore, accuracy_summary, evaluate
 from fsar_bench.engine.train import TrainConfig, TrainData, TrainState, mean_tail
 from fsar_bench.envinfo import environment
 from fsar_bench.episodes import CANONICAL_EPISODES
@@ -71,12 +71,15 @@ class RunSpec:
     train_root: str | None = None
     episode_batch: int = 500  # episodes per matcher call and per results chunk (memory, not results)
     init_from: str | None = None  # start from these weights (a trained run's final.pt; sweeps re-score with it)
+    recipe: str | None = None  # a named variant of the method's recipe table (`--recipe`, docs/recipes.md)
 
     def key(self, train_world_size: int = 1) -> str:
         """The run key; training on W > 1 ranks (W-fold updates, docs/distributed.md) gets its own."""
         data = asdict(self)
         for k in ("root", "train_root", "episode_batch"):
             data.pop(k)
+        if data["recipe"] is None:  # keys of runs without a variant stay as before recipes existed
+            data.pop("recipe")
         if train_world_size > 1:
             data["train_world_size"] = train_world_size
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
@@ -178,16 +181,71 @@ def _preflight(spec: RunSpec, card, train_card, source: VideoSource, config: Ben
     return probes
 
 
-def _train_config(cls, preset: str, config: BenchConfig, spec: RunSpec, device: str) -> TrainConfig:
-    values = {**cls.train_presets.get(preset, {}), **config["train"], **spec.train}
-    known = set(TrainConfig.__dataclass_fields__)
-    bad = set(values) - known
-    if bad:
-        from fsar_bench.errors import unknown
+def resolve_run_recipe(spec: RunSpec, config: BenchConfig, preset: str, train_card) -> Any:
+    """The run's training recipe (fsar_bench/recipes.py), resolved on the TRAINING dataset: the table's
+    values, then bench.yaml `train` and its method hyperparameters, --frames, --steps/--lr and --set."""
+    from fsar_bench.errors import unknown
+    from fsar_bench.recipes import FIELDS, METHOD_FIELDS, override_layers, resolve_recipe
 
-        raise unknown("training option", sorted(bad)[0], known)
-    values.setdefault("num_workers", config["num_workers"])
-    return TrainConfig(**{**values, "device": device})
+    bad = sorted((set(config["train"]) | set(spec.train)) - set(FIELDS) - {"seed"})
+    if bad:
+        raise unknown("training option", bad[0], [*FIELDS, "seed"])
+    bench_methods = {k: v for k, v in config.method_overrides(spec.method, preset).items() if k in METHOD_FIELDS}
+    cli = {**spec.train, "frames": spec.frames}
+    layers = override_layers(config["train"], cli, spec.overrides)
+    if bench_methods:
+        layers.insert(1 if config["train"] else 0, (f"bench.yaml methods.{spec.method}.{preset}", bench_methods))
+    return resolve_recipe(method_class(spec.method), train_card.name, spec.shot, preset, overrides=layers,
+                          variant=spec.recipe)
+
+
+# hyperparameters that choose a method's initial weights (the core's naming conventions, not a method's)
+WEIGHT_KEYS = ("backbone", "clip_model", "pretrained", "weights", "weights_tag")
+
+
+def dry_run(spec: RunSpec, config: BenchConfig) -> str:
+    """What `run --dry-run` prints: the run's setting, method hyperparameters, weights and recipe (every
+    value with its source), resolved without opening videos, building the model or writing anything."""
+    from fsar_bench.recipes import method_sets
+    from fsar_bench.weights import paper_weights
+
+    card, train_card, preset, ep_spec = resolve(spec)
+    recipe = resolve_run_recipe(spec, config, preset, train_card)
+    cls = method_class(spec.method)
+    given = {**config.method_overrides(spec.method, preset), **method_sets(spec.overrides)}
+    hparams = {**cls.presets[preset], **given, **recipe.method_overrides()}
+    matcher = spec.matcher or getattr(cls, "default_matcher", "") or "-"
+    train = f"trains on {train_card.name} {recipe.shot_in_training}-shot" if recipe.steps.value and \
+        not spec.no_train and spec.shot > 0 else "no training"
+    lines = [f"run {spec.method} on {card.name} {ep_spec.setting}, {spec.episodes} test episodes "
+             f"(preset {preset}; matcher {matcher}; {train})",
+             "method hyperparameters: " + ", ".join(f"{k}={v}" for k, v in sorted(hparams.items())),
+             f"weights: {spec.init_from} (--init-from)" if spec.init_from else
+             _weights_line(paper_weights(cls, preset), hparams, given, cls.presets[preset], preset),
+             recipe.format(), "dry run: nothing was trained, evaluated or written"]
+    return "\n".join(lines)
+
+
+def _weights_line(paper: str | None, hparams: dict[str, Any], given: dict[str, Any], preset_hp: dict[str, Any],
+                  preset: str) -> str:
+    """The weights the run starts from as far as known before the model is built, with weights_status."""
+    from fsar_bench.weights import weights_status
+
+    changed = sorted(k for k in WEIGHT_KEYS if k in given and given[k] != preset_hp.get(k))
+    if changed:
+        return (f"weights: chosen by {', '.join(f'{k}={given[k]}' for k in changed)} (known when the model is "
+                f"built); paper weights: {paper or 'none declared'}")
+    if paper:
+        return f"weights: {paper} (method card, preset {preset}); weights_status: {weights_status(paper, paper)}"
+    if not hparams.get("pretrained") and not hparams.get("weights"):
+        return f"weights: random-init; weights_status: {weights_status(None, 'random-init')}"
+    return f"weights: pretrained, tag known when the model is built (the method card declares none for {preset})"
+
+
+def _train_config(recipe: Any, config: BenchConfig, spec: RunSpec, device: str) -> TrainConfig:
+    """TrainConfig from the recipe; the seed, device and data loader workers are the run's."""
+    seed = {**config["train"], **spec.train}.get("seed", TrainConfig.seed)
+    return TrainConfig(**recipe.train_config(), seed=seed, device=device, num_workers=config["num_workers"])
 
 
 @dataclass
@@ -213,6 +271,7 @@ class RunPlan:
     run_dir: Path
     name: str
     lock: Any = None
+    recipe: Any = None  # fsar_bench.recipes.ResolvedRecipe
 
 
 class _NoTracker:
@@ -295,18 +354,20 @@ def plan(spec: RunSpec, config: BenchConfig, device: str, progress: Progress | N
     with dist.main_first():  # rank 0 generates a toy dataset, the others then find it
         source = VideoSource.open(card, config, Path(spec.root) if spec.root else None, progress=prepare)
     episodes, missing = _filtered_set(card, ep_spec, source, spec.allow_missing)
-    train_cfg = _train_config(method_class(spec.method), preset, config, spec, device)
-    method = _build_method(spec, preset, config, train_cfg)
+    recipe = resolve_run_recipe(spec, config, preset, train_card)
+    train_cfg = _train_config(recipe, config, spec, device)
+    method = _build_method(spec, preset, config, train_cfg, recipe)
     do_train = not spec.no_train and train_cfg.steps > 0 and spec.shot > 0
     world = dist.world_size()
     name = run_name(spec, card.name, ep_spec.setting)
     ident = _identity(spec, card, train_card, preset, episodes, missing, method, train_cfg, do_train, "",
                       source.root)
+    ident.recipe = recipe.as_params()
     env = Environment(versions=dict(environment()), world_size=world, distributed=_world_params(world, train_cfg),
                       hardware_class=hardware_class(device), deterministic=torch.are_deterministic_algorithms_enabled())
     stamp_identity(ident, env, method, world if do_train else 1)
     return RunPlan(spec, card, train_card, preset, device, source, episodes, missing, train_cfg, method, do_train,
-                   RunRecord(ident, env), config.results_dir / f"{name}-{ident.run_key}", name)
+                   RunRecord(ident, env), config.results_dir / f"{name}-{ident.run_key}", name, recipe=recipe)
 
 
 def run_name(spec: RunSpec, dataset: str, setting: str) -> str:
@@ -321,12 +382,14 @@ def run_name(spec: RunSpec, dataset: str, setting: str) -> str:
     return name
 
 
-def _build_method(spec: RunSpec, preset: str, config: BenchConfig, train_cfg: TrainConfig) -> Any:
-    """The method from its preset, bench.yaml and --set overrides, seeded, with --init-from weights,
-    identical on every rank."""
-    overrides = {**config.method_overrides(spec.method, preset), **spec.overrides}
-    if spec.frames is not None:
-        overrides["frames"] = spec.frames
+def _build_method(spec: RunSpec, preset: str, config: BenchConfig, train_cfg: TrainConfig, recipe: Any) -> Any:
+    """The method from its preset, bench.yaml and --set overrides and the recipe's frames / image size,
+    seeded, with --init-from weights, identical on every rank."""
+    from fsar_bench.recipes import method_sets
+
+    given = {k: v for k, v in recipe.method_overrides().items()  # an __init__ default needs no passing
+             if not recipe.get(k).source.endswith("__init__ default")}
+    overrides = {**config.method_overrides(spec.method, preset), **method_sets(spec.overrides), **given}
     seed_torch(train_cfg.seed, "init")  # random-init weights are reproducible too
     method = create_method(spec.method, preset, matcher=spec.matcher, **overrides)
     if spec.init_from:
@@ -405,7 +468,7 @@ def train(run: RunPlan, config: BenchConfig, tracker: Any, progress: Progress | 
     hyperparameters the method changed while training; an empty TrainState otherwise."""
     state = TrainState()
     if run.do_train:
-        state = _train(run.method, run.spec, run.train_card, config, run.train_cfg, run.run_dir, tracker, progress)
+        state = _train(run, config, tracker, progress)
     # a method may change a hyperparameter while training (I2ST drops its mask loss on data without
     # masks); MLflow params are write-once, so the value in force is logged beside the requested one
     asked = run.record.identity.hparams
@@ -487,7 +550,7 @@ def _world_params(world: int, train_cfg: TrainConfig) -> dict[str, Any]:
     if world == 1:
         return {}
     return {"dist_backend": dist.backend(),
-            "train.episodes_per_update_total": train_cfg.episodes_per_update * world,
+            "train.episodes_per_update_total": train_cfg.episodes_per_update,
             "train.rank_episodes": f"episode i -> rank i % {world}",
             "train.rank_seeds": f"rank r: episodes i = r, r+{world}, ...; episode i sampled and augmented from "
                                 f"(train/{train_cfg.seed}, i), torch seeded from ({train_cfg.seed}, step, i)"}
@@ -564,14 +627,18 @@ def _disk_error(exc: OSError, config: BenchConfig) -> Exception:
                      "free disk space under the results folder, then re-run the same command: it resumes")
 
 
-def _train(method, spec: RunSpec, train_card, config: BenchConfig, train_cfg: TrainConfig, run_dir: Path,
-           tracker, progress: Progress | None) -> TrainState:
+def _train(run: RunPlan, config: BenchConfig, tracker, progress: Progress | None) -> TrainState:
+    """Train on the training dataset's episodes with the recipe's shot, flip and colour jitter."""
+    from fsar_bench.data.transforms import ClipTransform
+
+    method, spec, train_card, train_cfg, recipe = run.method, run.spec, run.train_card, run.train_cfg, run.recipe
     with dist.main_first():
         src = VideoSource.open(train_card, config, _train_root(spec))
-    jitter = 0.2
+    transform = ClipTransform.for_size(method.image_size, method.mean, method.std, flip=recipe.flip.value,
+                                       jitter=recipe.jitter.value)  # recipe.flip is False if the card forbids it
     train_way = min(spec.way, len(train_card.split("train").by_class))
-    episodes = train_episodes(method, src, train_way, spec.shot, train_cfg.train_query, train_cfg.steps,
-                              f"train/{train_cfg.seed}", clip_transform(method, src, jitter))
+    episodes = train_episodes(method, src, train_way, recipe.shot_in_training, train_cfg.train_query,
+                              train_cfg.steps, f"train/{train_cfg.seed}", transform)
     validate = None
     if train_cfg.val_every and "val" in train_card.split_files:
         n_val = len(train_card.split("val").by_class)
@@ -585,11 +652,13 @@ def _train(method, spec: RunSpec, train_card, config: BenchConfig, train_cfg: Tr
     last_logged = {"step": -1}
 
     def log(metrics: dict[str, float], step: int) -> None:
-        if "val_accuracy" in metrics or step - last_logged["step"] >= 10:
+        if "lr" in metrics:  # logged by the loop when the LR changes (every update in a warm-up)
+            tracker.log_metrics(metrics, step)
+        elif "val_accuracy" in metrics or step - last_logged["step"] >= 10:
             tracker.log_metrics(metrics, step)
             last_logged["step"] = step
 
     method.set_dataset(train_card)
-    data = TrainData(episodes, validate, run_dir, log,
+    data = TrainData(episodes, validate, run.run_dir, log,
                      (lambda d, t: progress("training episodes", d, t)) if progress else None)
     return method.fit(data, train_cfg)

@@ -73,9 +73,8 @@ class ScheduleSpec:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values (lists, not tuples) for yaml / MLflow; `from_mapping` reads it back."""
-        out = asdict(self)
-        out["milestones"], out["factors"] = list(self.milestones), list(self.factors)
-        return {k: v for k, v in out.items() if v != ScheduleSpec.__dataclass_fields__[k].default or k == "kind"}
+        out = {k: v for k, v in asdict(self).items() if v != ScheduleSpec.__dataclass_fields__[k].default or k == "kind"}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> ScheduleSpec:

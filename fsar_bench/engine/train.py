@@ -5,6 +5,10 @@ RNG is re-seeded from (seed, step) before every step, so a run resumed from its 
 continues exactly as the uninterrupted run would have. Model selection uses the val split only
 (the test split is never read here); the selected weights are written to `final.pt`. Under
 torchrun the ranks split the episode stream (`train_episodic`; docs/distributed.md).
+
+The optimiser and LR schedule are the run's recipe (fsar_bench/recipes.py; engine/schedule.py): the
+scheduler steps once per optimiser update and its state (the update index) is saved in
+`checkpoint.pt`, so a resumed run continues the exact LR sequence.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import fsar_bench.registry  # noqa: F401  (installs the matcher lookup for metho
 from fsar_bench.engine import distributed as dist
 from fsar_bench.engine.batches import TrainEpisodes
 from fsar_bench.engine.checkpoint import Checkpointer
+from fsar_bench.engine.schedule import ScheduleSpec, build_optimizer, build_scheduler
 from fsar_bench.errors import FsarError
 from fsar_bench.io import atomic_path
 from fsar_bench.protocol import EpisodeBatch, Method, register_training_loop
@@ -34,7 +39,7 @@ class TrainConfig:
     steps: int = 100  # training episodes
     lr: float = 1e-3
     weight_decay: float = 0.0
-    episodes_per_update: int = 1  # gradients of this many episodes are averaged per optimiser step
+    episodes_per_update: int = 1  # gradients of this many episodes (all processes) are averaged per update
     val_every: int = 0  # validate every N steps (0: never; the last weights are kept)
     val_episodes: int = 1_000
     train_query: int = 5  # queries per class in training episodes
@@ -42,6 +47,8 @@ class TrainConfig:
     seed: str = "0"
     device: str = "cpu"
     num_workers: int = 0
+    optimizer: str = "adam"  # engine/schedule.py OPTIMIZERS; 'adam' is the method's configure_optimizer
+    schedule: dict[str, Any] = field(default_factory=lambda: {"kind": "constant"})  # ScheduleSpec.as_dict()
 
 
 @dataclass
@@ -62,7 +69,7 @@ class TrainData:
     episodes: TrainEpisodes
     validate: Callable[[Method], float] | None = None  # val accuracy (%) of the current weights
     run_dir: Path | None = None  # checkpoints go here; None: no checkpoints
-    log: Callable[[dict[str, float], int], None] | None = None
+    log: Callable[[dict[str, float], int], None] | None = None  # metrics (incl. `lr` when it changes), step
     progress: Callable[[int, int], None] | None = None
 
 
@@ -104,6 +111,9 @@ class _Trainer:
         self.state = TrainState()
         self.best_weights: dict[str, Any] | None = None
         self.optim: torch.optim.Optimizer | None = None
+        self.sched: torch.optim.lr_scheduler.LambdaLR | None = None
+        self.last_lr: float | None = None
+        self.checkpoint_due = False
         self.start_time = 0.0
 
     def _path(self, name: str) -> Path | None:
@@ -120,12 +130,17 @@ class _Trainer:
     def resume(self) -> None:
         """Build the optimiser; continue from `checkpoint.pt` (and `best.pt`) when present."""
         self.method.to(self.config.device)
-        self.optim = self.method.configure_optimizer(self.config.lr, self.config.weight_decay)
+        cfg = self.config
+        self.optim = build_optimizer(cfg.optimizer, self.method.configure_optimizer(cfg.lr, cfg.weight_decay))
+        # before the checkpoint's optimiser state: the scheduler records the recipe's base LRs
+        self.sched = build_scheduler(self.optim, ScheduleSpec.from_mapping(dict(cfg.schedule)))
         saved = _load_on_main(self._path("checkpoint.pt"))
         if saved is None:
             return
         self.saver.load(saved, self._path("checkpoint.pt"))
         self.optim.load_state_dict(saved["optim"])
+        if "sched" in saved:  # checkpoints written before schedules existed: a constant LR
+            self.sched.load_state_dict(saved["sched"])
         self.state = TrainState(**saved["state"])
         self.state.resumed_from = self.state.step
         best = self._path("best.pt")
@@ -143,10 +158,16 @@ class _Trainer:
         (loss / per_update).backward()
         return out
 
-    def update(self, params: list[Tensor]) -> None:
-        """One optimiser step on the gradients summed over ranks; rank 0's buffers everywhere."""
+    def update(self, params: list[Tensor], step: int) -> None:
+        """One optimiser step on the gradients summed over ranks, then one scheduler step; rank 0's
+        buffers everywhere. The LR of the update is logged (metric `lr`) whenever it changes."""
+        lr = self.optim.param_groups[0]["lr"]
+        if self.data.log and lr != self.last_lr:
+            self.data.log({"lr": lr}, step)
+        self.last_lr = lr
         dist.all_reduce_gradients(params)
         self.optim.step()
+        self.sched.step()
         self.optim.zero_grad(set_to_none=True)
         dist.broadcast_buffers(self.method)
 
@@ -164,15 +185,20 @@ class _Trainer:
                 if self.run_dir:
                     _atomic_save(self.best_weights, self.run_dir / "best.pt")
 
-    def after_round(self, begin: int, end: int) -> None:
-        """Validation, the checkpoint and progress once episodes begin..end-1 are consumed."""
+    def after_round(self, begin: int, end: int, updated: bool) -> None:
+        """Validation, the checkpoint and progress once episodes begin..end-1 are consumed. A checkpoint
+        falls due every `checkpoint_every` episodes and is written at the next optimiser update (`updated`),
+        so it never holds half an update's gradients, which it could not restore."""
         cfg, last = self.config, end == self.config.steps
         if self.data.validate and cfg.val_every and (_crossed(begin, end, cfg.val_every) or last):
             self.validate(end)
         self.state.seconds = time.perf_counter() - self.start_time
-        ckpt = self._path("checkpoint.pt")
-        if self.main and ckpt and (_crossed(begin, end, cfg.checkpoint_every) or last):
-            _atomic_save({**self.saver.weights(), "optim": self.optim.state_dict(), "state": asdict(self.state)}, ckpt)
+        due = self.checkpoint_due or _crossed(begin, end, cfg.checkpoint_every) or last
+        self.checkpoint_due = due and not updated
+        ckpt = self._path("checkpoint.pt") if due and updated else None
+        if self.main and ckpt:
+            _atomic_save({**self.saver.weights(), "optim": self.optim.state_dict(), "sched": self.sched.state_dict(),
+                          "state": asdict(self.state)}, ckpt)
         if self.data.progress:
             self.data.progress(self.state.step, cfg.steps)
 
@@ -180,7 +206,7 @@ class _Trainer:
         """Episodes state.step..steps-1, episode i on rank i % world (see `train_episodic`)."""
         cfg, state, world = self.config, self.state, self.world
         params = [p for p in self.method.parameters() if p.requires_grad]
-        per_update = cfg.episodes_per_update * world  # episodes averaged per optimiser step
+        per_update = _per_update(cfg.episodes_per_update, world)  # episodes averaged per optimiser step
         loader = torch.utils.data.DataLoader(
             self.data.episodes, batch_size=None, sampler=range(state.step + self.rank, cfg.steps, world),
             num_workers=cfg.num_workers, persistent_workers=False)
@@ -195,14 +221,15 @@ class _Trainer:
             if mine:
                 batch = next(batches)
                 out = self.backward(batch, step, per_update)
-            if _crossed(begin, end, per_update) or end == cfg.steps:
-                self.update(params)
+            updated = _crossed(begin, end, per_update) or end == cfg.steps
+            if updated:
+                self.update(params, end - 1)
             if mine:
                 state.losses.append(float(out["loss"].detach()))
             state.step = end
             if self.data.log and mine:
                 self.data.log(_step_metrics(out, batch), step)
-            self.after_round(begin, end)
+            self.after_round(begin, end, updated)
 
     def finish(self) -> None:
         """Load the selected weights on every rank; write `final.pt` and drop the resume files."""
@@ -217,13 +244,24 @@ class _Trainer:
                 (self.run_dir / name).unlink(missing_ok=True)
 
 
+def _per_update(total: int, world: int) -> int:
+    """Episodes per optimiser update over all ranks: the recipe's total, which the ranks share (each
+    back-propagates total / W), so an update and the LR milestones mean the same for any W."""
+    if total % world:
+        raise FsarError(f"episodes_per_update ({total}, the total per update over all processes) is not "
+                        f"divisible by the {world} processes",
+                        f"use --nproc dividing {total}, or set train.episodes_per_update to a multiple of {world}")
+    return total
+
+
 def train_episodic(method: Method, data: TrainData, config: TrainConfig) -> TrainState:
     """Train on episodes state.step..config.steps-1 of `data.episodes`.
 
     Under torchrun (W ranks) the episodes are dealt round-robin, episode i to rank i % W, so
     `steps` counts episodes over all ranks and the ranks together see the single-process stream.
     Each rank back-propagates its own episodes; gradients are summed over ranks at every update,
-    which averages `episodes_per_update * W` episodes (W-fold the single-process batch). Rank 0
+    which averages `episodes_per_update` episodes in total (episodes_per_update / W per rank, the
+    single-process batch and the same number of updates; it must be divisible by W). Rank 0
     writes the checkpoints; validation (a sharded evaluation) runs on every rank and agrees.
     """
     trainer = _Trainer(method, data, config)
