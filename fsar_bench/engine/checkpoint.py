@@ -192,7 +192,7 @@ def load_official(module: nn.Module, path: str | Path, key_map: KeyMap) -> None:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001  (a damaged or foreign file)
         raise FsarError(f"weights file {path} cannot be read with weights_only=True ({type(exc).__name__})",
-                        "re-save it as a plain state dict: torch.save(ckpt['model_state_dict'], 'weights.pt')") from None
+                        "re-save it as a plain state dict: torch.save(ckpt['model_state_dict'], 'w.pt')") from None
     if not isinstance(saved, dict):
         raise FsarError(f"weights file {path} holds no state dict", "pass the released checkpoint file")
     own = module.state_dict()

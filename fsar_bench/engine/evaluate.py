@@ -322,8 +322,8 @@ def _score_cached(method: Method, source: VideoSource, chunks: list[list[Episode
                       (lambda d, t: progress("embedding videos", d, t)) if progress else None, ranks)
     for first, _, eps in ranks.rounds(chunks):
         mine = ([] if eps is None else
-                _rows(eps, *_score_chunk(method, store, rows, eps, opts.device, source.card.text_name, opts.gather_budget,
-                                      opts.precision)))
+                _rows(eps, *_score_chunk(method, store, rows, eps, opts.device, source.card.text_name,
+                                         opts.gather_budget, opts.precision)))
         for part in ranks.gather(mine):
             sink.emit(part)
         if progress:
