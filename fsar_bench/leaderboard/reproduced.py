@@ -261,7 +261,8 @@ def misleading_reason(group: RunGroup) -> str | None:
 
 
 def leakage_flag(rec: RunRecord) -> str | None:
-    """`LeakageReport.flag()` of the run (recorded by the run when present, else audited here)."""
+    """`LeakageReport.flag()` of the run: a recorded `flag`, else the audit of its datasets and (pretrained
+    weights) its card's pretraining, as `engine.replicates.leakage_record` does when the run is made."""
     recorded = getattr(rec.identity, "leakage", None) or getattr(rec, "leakage", None)
     if isinstance(recorded, dict) and "flag" in recorded:
         return recorded["flag"] or None
@@ -270,10 +271,13 @@ def leakage_flag(rec: RunRecord) -> str | None:
     from fsar_bench.leaderboard.build import method_card
     from fsar_bench.leakage import audit
 
-    info = method_card(rec.identity.method)
+    info = method_card(rec.identity.method)  # pretraining counts for pretrained weights only (as the runner)
+    pretraining = getattr(info.card, "pretraining", "") if rec.identity.weights == PRETRAINED else ""
+    if not rec.identity.cross_dataset and not pretraining:
+        return None
     try:
         return audit(rec.identity.train_dataset or rec.identity.dataset, rec.identity.dataset,
-                     getattr(info.card, "pretraining", None) or None).flag()
+                     pretraining or None).flag()
     except Exception:  # noqa: BLE001  (no class table for this dataset: nothing to flag)
         return None
 

@@ -426,7 +426,7 @@ class RunRecord:
 _SNAPSHOT_IDENTITY = ("run_key", "method", "dataset", "way", "shot", "query", "episodes", "matcher", "preset",
                       "backbone", "train_dataset", "frames", "train_steps", "episode_seed", "canonical",
                       "data_version", "weights", "weights_source", "group_key", "train_seed", "evaluated_only",
-                      "precision")
+                      "precision", "init_from")
 _SNAPSHOT_EFFICIENCY = ("params_total", "params_trainable", "flops_per_video", "flops_per_episode")
 SNAPSHOT_KEYS = tuple(sorted({*_SNAPSHOT_IDENTITY, *_SNAPSHOT_EFFICIENCY, "run_id", "setting", "digest",
                               "hardware_class", "accuracy", "ci95", "accuracy_std"}))
