@@ -142,3 +142,14 @@ def test_ucf101_latex_renders_with_pdflatex(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stdout[-2000:]
     assert (tmp_path / "doc.pdf").stat().st_size > 1000
+
+
+def test_rescored_point_survives_a_snapshot(tmp_path):
+    """Committed boards render from snapshots: a re-scored point must still say where its weights came from."""
+    from fsar_bench.leaderboard import load_snapshot, save_snapshot
+
+    point = rec("point", _acc(2, 0.8), train_steps=0, trained=False, init_from="runs/protonet-a-0123/final.pt")
+    save_snapshot([point], tmp_path / "s.json")
+    (again,) = load_snapshot(tmp_path / "s.json")
+    assert again.identity.init_from == "runs/protonet-a-0123/final.pt"
+    assert "re-scored from protonet-a-0123" in board([again])
