@@ -25,7 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "tracking_uri": None,  # default: sqlite:///<results_dir>/mlflow.db
     "experiment": "fsar-bench",
     "device": "auto",  # auto | cpu | cuda | cuda:N
-    "num_workers": 0,  # data-loader worker processes
+    "num_workers": "auto",  # data-loader worker processes decoding videos; auto: engine/runner.py num_workers
     "threads": None,  # torch intra-op threads per process; null: torch's default (one per core)
     "protocol": {"way": 5, "shot": 1, "query": CANONICAL_QUERY, "test_episodes": CANONICAL_EPISODES,
                  "val_episodes": VAL_EPISODES},
@@ -61,7 +61,7 @@ VALUE_CHECKS: dict[str, tuple[str, str, Any]] = {
     "tracking_uri": ("a tracking URI or null", "null", lambda v: v is None or _STR(v)),
     "experiment": ("a name", "fsar-bench", _STR),
     "device": ("auto, cpu, cuda or cuda:N", "auto", lambda v: isinstance(v, str) and bool(DEVICE_RE.match(v))),
-    "num_workers": ("an integer >= 0", "0", _INT(0)),
+    "num_workers": ("auto or an integer >= 0", "auto", lambda v: v == "auto" or _INT(0)(v)),
     "threads": ("an integer >= 1 or null", "null", lambda v: v is None or _INT(1)(v)),
     "protocol.way": ("an integer >= 1", "5", _INT(1)),
     "protocol.shot": ("an integer >= 0", "1", _INT(0)),

@@ -5,8 +5,8 @@ from __future__ import annotations
 import typer
 
 from fsar_bench.cli import (
-    check_cmd, compare_cmd, data_cmd, episodes_cmd, leaderboard_cmd, listing, plot_cmd, profile_cmd, run_cmd,
-    status_cmd, sweep_cmd,
+    check_cmd, compare_cmd, data_cmd, episodes_cmd, eval_cmd, leaderboard_cmd, listing, plot_cmd, profile_cmd,
+    run_cmd, status_cmd, sweep_cmd,
 )
 
 app = typer.Typer(
@@ -16,6 +16,7 @@ app = typer.Typer(
     "\b\n"
     "  fsar-bench run protonet --dataset toy-appearance --way 5 --shot 1\n"
     "  fsar-bench run dmgal_ft --dataset ucf101 --way 5 --shot 1\n"
+    "  fsar-bench eval protonet --weights fsar-runs/RUN_FOLDER\n"
     "  fsar-bench list methods\n"
     "  fsar-bench data prepare toy-motion --root ./data/toy-motion\n"
     "  fsar-bench episodes verify\n"
@@ -28,6 +29,7 @@ app.add_typer(listing.app, name="list")
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(episodes_cmd.app, name="episodes")
 run_cmd.register(app)
+eval_cmd.register(app)
 sweep_cmd.register(app)
 status_cmd.register(app)
 profile_cmd.register(app)

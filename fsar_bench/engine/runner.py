@@ -72,6 +72,10 @@ class RunSpec:
     episode_batch: int = 500  # episodes per matcher call and per results chunk (memory, not results)
     init_from: str | None = None  # start from these weights (a trained run's final.pt; sweeps re-score with it)
     recipe: str | None = None  # a named variant of the method's recipe table (`--recipe`, docs/recipes.md)
+    official: str | None = None  # init_from is an authors' release, loaded through this key map of the method
+    weights_origin: dict[str, str] = field(default_factory=dict)  # `fsar-bench eval`: sha256, format, trained_by
+    num_workers: int | None = None  # data loader workers (None: bench.yaml, else automatic); never in the key
+    precision: str = "fp32"  # bf16 / fp16: autocast on CUDA (docs/evaluation.md)
 
     def key(self, train_world_size: int = 1) -> str:
         """The run key; training on W > 1 ranks (W-fold updates, docs/distributed.md) gets its own."""
@@ -80,6 +84,10 @@ class RunSpec:
             data.pop(k)
         if data["recipe"] is None:  # keys of runs without a variant stay as before recipes existed
             data.pop("recipe")
+        data.pop("num_workers")  # results do not depend on it (tests/test_embed_loader.py)
+        for k, default in (("official", None), ("weights_origin", {}), ("precision", "fp32")):
+            if data[k] == default:  # keys of runs without them stay as before
+                data.pop(k)
         if train_world_size > 1:
             data["train_world_size"] = train_world_size
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
@@ -149,6 +157,65 @@ def _data_version(card, missing: list[str], root: Path) -> str:
                                                        if f"{c}/{v}" not in gone)
 
 
+def _missing_in(card, source: VideoSource, split: str) -> list[str]:
+    return [f"{c}/{v}" for c, v in card.split(split).entries if not source.path(c, v).exists()]
+
+
+def _availability(spec: RunSpec, card, train_card, source: VideoSource, config: BenchConfig, missing: list[str],
+                  train_splits: list[str]) -> tuple[dict[str, Any], set[str]]:
+    """Per split with missing videos (`--allow-missing`): present / total counts and the availability
+    digest (data/check.py) of the videos present; and the training videos to leave out. Without
+    --allow-missing a missing training or validation video is a one-line error."""
+    from fsar_bench.data.check import availability_digest
+
+    found: list[tuple[str, Any, str, list[str]]] = [] if card.is_toy else [("test", card, "test", missing)]
+    if train_splits and not train_card.is_toy:
+        with dist.main_first():
+            train_src = VideoSource.open(train_card, config, _train_root(spec))
+        for split in train_splits:
+            gone = _missing_in(train_card, train_src, split)
+            if gone and not spec.allow_missing:
+                raise FsarError(f"{len(gone)} videos of the {split} split of {train_card.name} are missing under "
+                                f"{train_src.root} (first: {gone[0]})",
+                                f"run `fsar-bench data check {train_card.name}`, fix the root/layout, or pass "
+                                "--allow-missing (trains on the videos present; the run is then non-canonical)")
+            name = split if train_card.name == card.name else f"{train_card.name}/{split}"
+            found.append((name, train_card, split, gone))
+    out: dict[str, Any] = {}
+    for name, owner, split, gone in found:
+        if gone:
+            gone_set = set(gone)
+            present = [f"{c}/{v}" for c, v in owner.split(split).entries if f"{c}/{v}" not in gone_set]
+            out.update({f"{name}.present": len(present), f"{name}.total": len(owner.split(split).entries),
+                        f"{name}.digest": "sha256:" + availability_digest(present)})
+    return out, {k for name, _, _, gone in found if name != "test" for k in gone}
+
+
+def _apply_availability(run_parts: tuple, ident: Identity, config: BenchConfig, train_cfg: TrainConfig,
+                        do_train: bool) -> set[str]:
+    """Check the training and validation videos too; on partial data record the per-split counts and
+    digests, make the run non-canonical and say what fraction is present. The videos to leave out."""
+    spec, card, train_card, source, missing = run_parts
+    splits = _train_splits(train_card, train_cfg) if do_train else []
+    avail, train_missing = _availability(spec, card, train_card, source, config, missing, splits)
+    if avail:
+        ident.data_availability = avail
+        ident.canonical, ident.canonical_reason = False, _availability_reason(avail)
+    return train_missing
+
+
+def _train_splits(train_card, train_cfg: TrainConfig) -> list[str]:
+    return ["train"] + (["val"] if train_cfg.val_every and "val" in train_card.split_files else [])
+
+
+def _availability_reason(avail: dict[str, Any]) -> str:
+    """'test 290/300 (96.7%), train 6,100/6,400 (95.3%) videos present (--allow-missing)'."""
+    parts = [f"{name} {avail[name + '.present']:,}/{avail[name + '.total']:,} "
+             f"({100 * avail[name + '.present'] / max(1, avail[name + '.total']):.1f}%)"
+             for name in dict.fromkeys(k.rsplit(".", 1)[0] for k in avail)]
+    return ", ".join(parts) + " videos present (--allow-missing)"
+
+
 def _train_root(spec: RunSpec) -> Path | None:
     """--train-root, else --root when training on the test dataset (one copy of the data)."""
     if spec.train_root:
@@ -170,8 +237,8 @@ def _preflight(spec: RunSpec, card, train_card, source: VideoSource, config: Ben
     if do_train and not train_card.is_toy:
         with dist.main_first():
             train_src = VideoSource.open(train_card, config, _train_root(spec))
-        splits = ["train"] + (["val"] if train_cfg.val_every and "val" in train_card.split_files else [])
-        work.append((train_src, [e for s in splits for e in train_card.split(s).entries]))
+        work.append((train_src, [e for s in _train_splits(train_card, train_cfg) for e in train_card.split(s).entries
+                                 if f"{e[0]}/{e[1]}" not in missing]))
     probes = []
     for src, keys in work:
         probe = Preflight(src, cache, frames=frames)  # frame folders: the run's test frames are decoded
@@ -242,10 +309,21 @@ def _weights_line(paper: str | None, hparams: dict[str, Any], given: dict[str, A
     return f"weights: pretrained, tag known when the model is built (the method card declares none for {preset})"
 
 
+def num_workers(spec: RunSpec, config: BenchConfig, device: str) -> int:
+    """DataLoader workers: `--num-workers`, else bench.yaml's; 'auto' is min(8, cores - 1) on CUDA, where
+    decoding in this process starves the GPU, and 0 on CPU, where the model's threads use every core
+    (benchmarks/bench_embed_workers.py measures both). Results do not depend on it."""
+    asked = spec.num_workers if spec.num_workers is not None else config["num_workers"]
+    if asked != "auto":
+        return int(asked)
+    return max(0, min(8, (os.cpu_count() or 1) - 1)) if str(device).startswith("cuda") else 0
+
+
 def _train_config(recipe: Any, config: BenchConfig, spec: RunSpec, device: str) -> TrainConfig:
     """TrainConfig from the recipe; the seed, device and data loader workers are the run's."""
     seed = {**config["train"], **spec.train}.get("seed", TrainConfig.seed)
-    return TrainConfig(**recipe.train_config(), seed=seed, device=device, num_workers=config["num_workers"])
+    return TrainConfig(**recipe.train_config(), seed=seed, device=device,
+                       num_workers=num_workers(spec, config, device))
 
 
 @dataclass
@@ -272,6 +350,7 @@ class RunPlan:
     name: str
     lock: Any = None
     recipe: Any = None  # fsar_bench.recipes.ResolvedRecipe
+    train_missing: set[str] = field(default_factory=set)  # training/validation videos absent (--allow-missing)
 
 
 class _NoTracker:
@@ -363,11 +442,14 @@ def plan(spec: RunSpec, config: BenchConfig, device: str, progress: Progress | N
     ident = _identity(spec, card, train_card, preset, episodes, missing, method, train_cfg, do_train, "",
                       source.root)
     ident.recipe = recipe.as_params()
+    train_missing = _apply_availability((spec, card, train_card, source, missing), ident, config, train_cfg, do_train)
     env = Environment(versions=dict(environment()), world_size=world, distributed=_world_params(world, train_cfg),
                       hardware_class=hardware_class(device), deterministic=torch.are_deterministic_algorithms_enabled())
+    env.num_workers = train_cfg.num_workers  # the resolved `num_workers` (auto: see num_workers())
     stamp_identity(ident, env, method, world if do_train else 1)
     return RunPlan(spec, card, train_card, preset, device, source, episodes, missing, train_cfg, method, do_train,
-                   RunRecord(ident, env), config.results_dir / f"{name}-{ident.run_key}", name, recipe=recipe)
+                   RunRecord(ident, env), config.results_dir / f"{name}-{ident.run_key}", name, recipe=recipe,
+                   train_missing=train_missing)
 
 
 def run_name(spec: RunSpec, dataset: str, setting: str) -> str:
@@ -393,9 +475,12 @@ def _build_method(spec: RunSpec, preset: str, config: BenchConfig, train_cfg: Tr
     seed_torch(train_cfg.seed, "init")  # random-init weights are reproducible too
     method = create_method(spec.method, preset, matcher=spec.matcher, **overrides)
     if spec.init_from:
-        from fsar_bench.engine.checkpoint import load_file
+        from fsar_bench.engine.checkpoint import load_file, load_official, official_map
 
-        load_file(method, spec.init_from)
+        if spec.official:
+            load_official(method, spec.init_from, official_map(type(method), spec.official))
+        else:
+            load_file(method, spec.init_from)
     dist.broadcast_module(method)  # every rank starts from rank 0's weights
     return method
 
@@ -416,7 +501,8 @@ def _identity(spec: RunSpec, card, train_card, preset: str, episodes: EpisodeSet
         canonical_reason=canon.reason if canon else f"{len(missing)} missing videos (--allow-missing)",
         data_version=_data_version(card, missing, root), weights_source=method.weights_source,
         weights=weights_class(method.weights_source), init_from=spec.init_from or "", cache=spec.cache,
-        run_key=run_key)
+        run_key=run_key, evaluated_only=bool(spec.weights_origin) and not do_train,
+        weights_origin=dict(spec.weights_origin), precision=spec.precision)
 
 
 def preflight(run: RunPlan, config: BenchConfig, progress: Progress | None) -> None:
@@ -427,7 +513,7 @@ def preflight(run: RunPlan, config: BenchConfig, progress: Progress | None) -> N
 
     check_reachable(config.tracking_uri)
     probes = _preflight(run.spec, run.card, run.train_card, run.source, config, run.train_cfg, run.do_train,
-                        set(run.missing), progress, frames=run.method.frames)
+                        set(run.missing) | run.train_missing, progress, frames=run.method.frames)
     _check_writable(config.results_dir)
     for probe in probes:
         probe.save()
@@ -485,7 +571,8 @@ def evaluate_run(run: RunPlan, config: BenchConfig, progress: Progress | None) -
     run.method.set_dataset(run.card)
     t0 = time.perf_counter()
     store = ResultStore(run.run_dir / ("episodes" if run.spec.cache else "episodes-nocache"))
-    options = EvalOptions(cache=run.spec.cache, device=run.device, batch_episodes=run.spec.episode_batch)
+    options = EvalOptions(cache=run.spec.cache, device=run.device, batch_episodes=run.spec.episode_batch,
+                          num_workers=run.train_cfg.num_workers, precision=run.spec.precision)
     df = evaluate(run.method, run.source, run.episodes, store, options, cache_dir=config.results_dir / "cache",
                   progress=progress)
     if len(df) != run.spec.episodes:
@@ -638,16 +725,20 @@ def _train(run: RunPlan, config: BenchConfig, tracker, progress: Progress | None
                                        jitter=recipe.jitter.value)  # recipe.flip is False if the card forbids it
     train_way = min(spec.way, len(train_card.split("train").by_class))
     episodes = train_episodes(method, src, train_way, recipe.shot_in_training, train_cfg.train_query,
-                              train_cfg.steps, f"train/{train_cfg.seed}", transform)
+                              train_cfg.steps, f"train/{train_cfg.seed}", transform, exclude=run.train_missing)
     validate = None
     if train_cfg.val_every and "val" in train_card.split_files:
         n_val = len(train_card.split("val").by_class)
         val_spec = EpisodeSpec(train_card.name, "val", min(5, n_val), spec.shot, 1, train_cfg.val_episodes,
                                train_card.seeds.get("val", "val"))
         val_set = make_set(train_card, val_spec)
+        if run.train_missing:  # --allow-missing: validate on the videos present
+            val_set = EpisodeSet(val_spec, {c: [v for v in vids if f"{c}/{v}" not in run.train_missing]
+                                            for c, vids in train_card.split("val").by_class.items()})
 
         def validate(m) -> float:
-            return accuracy_summary(evaluate(m, src, val_set, None, EvalOptions(device=train_cfg.device)))["accuracy"]
+            opts = EvalOptions(device=train_cfg.device, num_workers=train_cfg.num_workers)
+            return accuracy_summary(evaluate(m, src, val_set, None, opts))["accuracy"]
 
     last_logged = {"step": -1}
 
