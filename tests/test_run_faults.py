@@ -19,6 +19,14 @@ def _run_dir(workdir):
     return folder
 
 
+def _interrupted(folder):
+    """Make a finished run folder look like one whose process died before the end (no summary.json,
+    no merged episodes.parquet): a re-run resumes it instead of reusing the finished key (#17)."""
+    for name in ("summary.json", "episodes.parquet"):
+        (folder / name).unlink(missing_ok=True)
+    return folder
+
+
 def _statuses(run_key: str) -> list[str]:
     client = mlflow.MlflowClient(load_config().tracking_uri)
     exp = client.get_experiment_by_name(load_config()["experiment"])
@@ -71,7 +79,7 @@ def test_disk_full_while_writing_results(workdir, cli, monkeypatch):
 @pytest.mark.parametrize("damaged", ["episodes/chunk-000000-000009.parquet", "checkpoint.pt"])
 def test_damaged_run_folder_names_the_file(workdir, cli, damaged):
     assert cli(*RUN).code == 0
-    folder = _run_dir(workdir)
+    folder = _interrupted(_run_dir(workdir))
     path = folder / damaged
     data = path.read_bytes()[:40] if path.exists() else b"PK\x03\x04 truncated"
     path.write_bytes(data)
@@ -85,7 +93,7 @@ def test_damaged_run_folder_names_the_file(workdir, cli, damaged):
 def test_stale_temp_files_of_a_killed_run_are_removed(workdir, cli):
     """kill -9 during evaluation leaves `.chunk-*.tmp` behind; the next (successful) run removes it."""
     assert cli(*RUN).code == 0
-    folder = _run_dir(workdir)
+    folder = _interrupted(_run_dir(workdir))
     stale = [folder / "episodes" / ".chunk-000010-000019.parquet.99999.tmp", folder / ".summary.json.99999.tmp"]
     for path in stale:
         path.write_bytes(b"half")
@@ -97,7 +105,7 @@ def test_second_identical_run_is_refused_while_the_first_runs(workdir, cli):
     """Two identical runs at once: the second is refused in one line (it does not mark the first KILLED)."""
     run = (*RUN, "--query", "2")  # a run key of its own in the session's MLflow store
     assert cli(*run).code == 0
-    folder = _run_dir(workdir)
+    folder = _interrupted(_run_dir(workdir))
     key = folder.name.rsplit("-", 1)[1]
     with open(folder / ".lock", "w") as held:  # what a running first process holds
         fcntl.flock(held, fcntl.LOCK_EX)

@@ -89,18 +89,25 @@ def load_weights(module: nn.Module, saved: dict[str, Any], path: str | Path = "c
                         "load it into the method, preset and overrides of the run that wrote it")
 
 
-def load_file(module: nn.Module, path: str | Path) -> None:
-    """Load a checkpoint file (`final.pt` of a run, or any state-dict file) into `module`."""
-    path = Path(path).expanduser()
+def _read_dict(path: Path, what: str, unreadable_fix: str) -> dict:
+    """A weights file as a dict (`weights_only=True`), or a one-line error naming the file and `what` to pass."""
     if not path.is_file():
-        raise FsarError(f"weights file {path} does not exist", "pass the final.pt of a trained run")
+        raise FsarError(f"weights file {path} does not exist", f"pass {what}")
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001  (a damaged or foreign file)
-        raise FsarError(f"weights file {path} cannot be read ({type(exc).__name__})",
-                        "pass the final.pt of a trained run, or a state dict saved with torch.save") from None
+        raise FsarError(f"weights file {path} cannot be read with weights_only=True ({type(exc).__name__})",
+                        unreadable_fix) from None
     if not isinstance(saved, dict):
-        raise FsarError(f"weights file {path} holds no state dict", "pass the final.pt of a trained run")
+        raise FsarError(f"weights file {path} holds no state dict", f"pass {what}")
+    return saved
+
+
+def load_file(module: nn.Module, path: str | Path) -> None:
+    """Load a checkpoint file (`final.pt` of a run, or any state-dict file) into `module`."""
+    path = Path(path).expanduser()
+    saved = _read_dict(path, "the final.pt of a trained run",
+                       "pass the final.pt of a trained run, or a state dict saved with torch.save")
     if "frozen_sha256" not in saved:
         from fsar_bench.weights import read_state_dict
 
@@ -186,15 +193,8 @@ def map_official(saved: dict[str, Any], key_map: KeyMap, own: dict[str, torch.Te
 def load_official(module: nn.Module, path: str | Path, key_map: KeyMap) -> None:
     """Load an authors' released checkpoint into `module` through `key_map` (strict)."""
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise FsarError(f"weights file {path} does not exist", "pass the path of the released checkpoint")
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001  (a damaged or foreign file)
-        raise FsarError(f"weights file {path} cannot be read with weights_only=True ({type(exc).__name__})",
-                        "re-save it as a plain state dict: torch.save(ckpt['model_state_dict'], 'w.pt')") from None
-    if not isinstance(saved, dict):
-        raise FsarError(f"weights file {path} holds no state dict", "pass the released checkpoint file")
+    saved = _read_dict(path, "the path of the released checkpoint",
+                       "re-save it as a plain state dict: torch.save(ckpt['model_state_dict'], 'w.pt')")
     own = module.state_dict()
     module.load_state_dict(map_official(saved, key_map, own, path), strict=False)
 
