@@ -37,7 +37,9 @@ def bimhm_distance(query: Tensor, support: Tensor, reduction: str = "mean") -> T
 class BiMHM(Matcher):
     """logit(q, c) = -[ mean_l min_m d(q_l, p_m) + mean_m min_l d(q_l, p_m) ],
 
-    d(a, b) = 1 - <a, b> / (|a| |b| + 0.01), p = the class prototype (kshot='prototype').
+    d(a, b) = 1 - <a, b> / (|a| |b| + 0.01), p = the class prototype (kshot='prototype'). The +0.01 is
+    the form of DMGAL's release and MoLo's code (checked by tests/test_golden_dmgal.py); HyRSM's own
+    code uses the exact cosine.
 
     k-shot rules: 'prototype' (default; HyRSM, I2ST): the support frame features are averaged
     over the shots of a class, frame by frame, and the query is matched to that prototype.
