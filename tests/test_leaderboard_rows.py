@@ -153,3 +153,17 @@ def test_rescored_point_survives_a_snapshot(tmp_path):
     (again,) = load_snapshot(tmp_path / "s.json")
     assert again.identity.init_from == "runs/protonet-a-0123/final.pt"
     assert "re-scored from protonet-a-0123" in board([again])
+
+
+@pytest.mark.parametrize(("ident", "reason"), [({"evaluated_only": True}, "evaluated, not trained here"),
+                                               ({"precision": "bf16"}, "bf16 arithmetic")])
+def test_evaluated_checkpoints_and_reduced_precision_are_listed_apart(ident, reason):
+    """#19: weights evaluated with `fsar-bench eval` are never ranked as reproduced training runs, and
+    bf16/fp16 runs are not ranked with fp32 ones; both are listed apart with the reason."""
+    trained = rec("trained", _acc(1, 0.8))
+    other = rec("other", _acc(2, 0.8), seed="1", **ident)
+    sec = sections([trained, other])
+    assert [r.run.identity.run_key for r in sec.random_init] == ["trained"]
+    (apart,) = sec.unranked
+    assert reason in apart.reason
+    assert reason in board([trained, other])

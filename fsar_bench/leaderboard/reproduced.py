@@ -211,6 +211,10 @@ def unranked_reason(rec: RunRecord, digest: str | None) -> str | None:
         reasons.append("marked non-canonical by the run (e.g. --allow-missing)")
     if i.cross_dataset:
         reasons.append(f"cross-dataset: trained on {i.train_dataset}")
+    if i.evaluated_only:  # weights from elsewhere (`fsar-bench eval`): not a reproduced training run
+        reasons.append("evaluated, not trained here")
+    if i.precision != "fp32":
+        reasons.append(f"{i.precision} arithmetic (ranked rows are fp32)")
     if not math.isfinite(rec.results.accuracy):
         reasons.append("no accuracy metric")
     return "; ".join(reasons) or None
