@@ -1,27 +1,30 @@
-"""Loading the golden files of tests/golden/ (numbers produced by the authors' released code;
-tests/golden/UPSTREAM.md names the repository and commit of each)."""
+"""The golden cases of tests/golden/: seeded weights and inputs (tests/golden/seeded.py) and the
+outputs the authors' released code computed from them (`<case>.expected.json`; tests/golden/
+UPSTREAM.md names the repository and commit of each and how the numbers are made)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
-from safetensors import safe_open
+from golden.seeded import case_tensors, digest, read_expected
 from torch import Tensor, nn
-
-GOLDEN = Path(__file__).parent / "golden"
 
 
 def load_golden(name: str) -> dict[str, dict[str, Tensor]]:
-    """tests/golden/NAME.safetensors -> {'weight': ..., 'input': ..., 'expected': ..., ...}, split on
-    the first dot of each key; floating tensors are returned as float64 (the goldens were computed
-    in float64 from the float32 numbers stored)."""
+    """Case NAME as {'weight': ..., 'input': ..., 'expected': ..., ...} (keys split on the first dot):
+    weights and inputs rebuilt from the seed, outputs read from NAME.expected.json; floating tensors
+    as float64 (the outputs were computed in float64 from the float32 seeded numbers). Refuses to
+    compare when the seeded numbers are not those the json was computed from."""
+    seeded = case_tensors(name)
+    meta, outputs = read_expected(name)
+    assert digest(seeded) == meta["seeded_sha256"], (
+        f"tests/golden/seeded.py no longer gives the numbers {name}.expected.json was computed from: "
+        "regenerate the json (tests/golden/UPSTREAM.md) or restore the generator")
     groups: dict[str, dict[str, Tensor]] = {}
-    with safe_open(str(GOLDEN / f"{name}.safetensors"), "pt") as f:
-        for key in f.keys():
-            group, _, rest = key.partition(".")
-            t = f.get_tensor(key)
-            groups.setdefault(group, {})[rest] = t.double() if t.is_floating_point() else t
+    for key, t in seeded.items():
+        group, _, rest = key.partition(".")
+        groups.setdefault(group, {})[rest] = t.double() if t.is_floating_point() else t
+    for group, tensors in outputs.items():
+        groups[group] = {k: v.double() for k, v in tensors.items()}
     return groups
 
 

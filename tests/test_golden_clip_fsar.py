@@ -3,11 +3,13 @@
 `CNN_OTAM_CLIPFSAR.forward` in eval mode; commit in tests/golden/UPSTREAM.md).
 
 The release's definitions were run outside this repository on random frame features (D = 32,
-T = 4, 8 heads, FFN width 64 instead of the release's fixed 2048 to keep the file small; 3-way
+T = 4, 8 heads, FFN width 64 instead of the release's fixed 2048 to keep the case small; 3-way
 2-shot with a shuffled support order, 2 queries per class; the CLIP backbone replaced by the
 identity, random "text features"), in float64, with MERGE_BEFORE off (the 1-shot configs: shots
 averaged after the transformer) and on (the 5-shot configs: before it). `class_logits` is the
 release's auxiliary text classification term: scale * cos_eps(mean frame feature, train texts).
+Weights and inputs are rebuilt here from a seed (tests/golden/seeded.py); tests/golden/
+clip_fsar.expected.json holds only the release's outputs.
 
 Key map (release `context2` = Transformer_v1 -> ours TemporalTextTransformer):
   layers.0.0.norm -> layers.0.norm;  layers.0.0.fn.to_q / to_k / to_v -> layers.0.to_q / to_k / to_v

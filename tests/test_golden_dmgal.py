@@ -3,9 +3,9 @@
 
 The release was run outside this repository at D = 32, T = 4, 7x7 maps (its modules hard-code
 7x7), 2-way 2-shot, 1 query per class, with random float32 weights (all gates non-zero, random
-BatchNorm statistics) and inputs; tests/golden/dmgal.safetensors holds those weights, the inputs,
-the outputs in eval mode, and the BatchNorm running statistics after one train-mode forward of
-the release's `DMAGL` head (supports before queries; dropout off, so that the statistics of
+BatchNorm statistics) and inputs rebuilt here from a seed (tests/golden/seeded.py);
+tests/golden/dmgal.expected.json holds only the outputs in eval mode and the BatchNorm running
+statistics after one train-mode forward of the release's `DMAGL` head (supports before queries; dropout off, so that the statistics of
 C-MGA do not depend on S-MGA's dropout draws).
 
 Key map (release module -> ours):
@@ -18,7 +18,7 @@ Key map (release module -> ours):
     conv -> phi3.conv
   S-MGA: gamma -> gate.   C-MGA: norm_qk -> norm, gamma1 (self) -> lambda2, gamma2 (cross) -> lambda1.
   Mixer: fc_t1 / fc_t2 -> time.0 / time.2, fc_d1 / fc_d2 -> channel.0 / channel.2.
-  The release's positional-encoding buffer (pe.pe) is not stored: ours computes it.
+  The release's positional-encoding buffer (pe.pe) is not seeded: ours computes it.
 """
 
 from __future__ import annotations

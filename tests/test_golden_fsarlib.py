@@ -6,7 +6,8 @@ The heads were run outside this repository with the backbone replaced by the ide
 frame features (D = 16, T = 5, 3-way 2-shot with the support order shuffled, 2 queries per class),
 in float64. OTAM: lambda 0.1, both alignment directions, distances averaged over the shots. TRX:
 pairs and triples, key/value width 24 (the release forces 1152; its transformers were rebuilt at
-24), random float32 weights.
+24), random float32 weights. Weights and inputs are rebuilt here from a seed (tests/golden/seeded.py);
+tests/golden/fsarlib_heads.expected.json holds only the release's outputs.
 
 TRX key map (release -> ours), i = index of the cardinality in temp_set [2, 3]:
   transformers.i.k_linear -> key.i,  transformers.i.v_linear -> value.i,  transformers.i.norm_k -> key_norm.i
