@@ -165,8 +165,9 @@ def configure_determinism(device: str, threads: int | None, tiny: bool) -> tuple
 
 
 # what an identity holds that is not part of the group key: the keys themselves, derived or
-# descriptive fields, the seed (it tells replicates apart) and options that never change a number
-_NOT_KEYED = ("run_key", "group_key", "leakage", "canonical_reason", "weights", "train_seed")
+# descriptive fields, the seed (it tells replicates apart) and options that never change a number;
+# `spec` (the command's arguments, seed included) is keyed through the resolved fields it decides
+_NOT_KEYED = ("run_key", "group_key", "leakage", "canonical_reason", "weights", "train_seed", "spec")
 _TRAIN_NOT_KEYED = ("seed", "device", "num_workers")
 
 

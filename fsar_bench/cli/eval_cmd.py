@@ -16,7 +16,8 @@ from typing import Optional
 
 import typer
 
-from fsar_bench.cli.run_cmd import JSON_HELP, SET_HELP, check_method_inputs, cli_config, parse_sets
+from fsar_bench.cli.run_cmd import (JSON_HELP, PRECISION_HELP, SET_HELP, WORKERS_HELP, check_method_inputs,
+                                    check_precision_device, check_precision_workers, cli_config, parse_sets)
 from fsar_bench.errors import FsarError
 
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -69,12 +70,6 @@ def resolve_weights(weights: str, official: Optional[str], tracking_uri: str, re
     return file, origin
 
 
-def _cuda(device: str) -> bool:
-    import torch
-
-    return device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
-
-
 def evaluate_weights(
     method: str = typer.Argument(..., help="registered method name (`fsar-bench list methods`)"),
     weights: str = typer.Option(..., "--weights", "-w", help="a run folder, a weights file or an MLflow run id"),
@@ -88,8 +83,8 @@ def evaluate_weights(
     preset: Optional[str] = typer.Option(None, help="method preset the weights were trained with"),
     matcher: Optional[str] = typer.Option(None, help="the matcher the weights were trained with, e.g. trx"),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
-    precision: str = typer.Option("fp32", help="fp32 (default, for fidelity), bf16 or fp16 (autocast on CUDA)"),
-    num_workers: Optional[int] = typer.Option(None, help="decoding workers (default: bench.yaml, else automatic)"),
+    precision: str = typer.Option("fp32", help=PRECISION_HELP),
+    num_workers: Optional[int] = typer.Option(None, help=WORKERS_HELP),
     allow_missing: bool = typer.Option(False, "--allow-missing", help="evaluate despite missing videos "
                                        "(non-canonical)"),
     root: Optional[Path] = typer.Option(None, help="dataset root (overrides bench.yaml)"),
@@ -111,15 +106,10 @@ def evaluate_weights(
     from fsar_bench.validate import check_run_numbers
 
     check_run_numbers(way=way, shot=shot, query=query, episodes=episodes)
-    if precision not in ("fp32", "bf16", "fp16"):
-        raise FsarError(f"--precision {precision} is not one of fp32, bf16, fp16", "pass --precision fp32")
-    if num_workers is not None and num_workers < 0:
-        raise FsarError(f"--num-workers {num_workers} is negative", "pass 0 (decode in this process) or more")
+    check_precision_workers(precision, num_workers)
     overrides = parse_sets(set_)
     cfg = cli_config(config, results_dir, tracking_uri)
-    if precision != "fp32" and not _cuda(cfg["device"]):
-        raise FsarError(f"--precision {precision} autocasts on CUDA, but this run's device is {cfg['device']} "
-                        "without a GPU", "drop --precision (fp32) or run on a CUDA device")
+    check_precision_device(precision, str(cfg["device"]))
     proto = cfg["protocol"]
     shot = proto["shot"] if shot is None else shot
     check_method_inputs(method, shot, overrides, cfg, preset, matcher=matcher)

@@ -1,8 +1,10 @@
 """`fsar-bench reproduce RUN_KEY`: re-run one leaderboard row and check the new number against it.
 
 A leaderboard row is a replicate group (the runs of one command that differ in the training
-seed). Reproducing it trains and evaluates one NEW replicate (a seed the row does not hold yet),
-with the current code on this machine, and reports whether its accuracy falls inside the row's
+seed). Reproducing it trains and evaluates one NEW replicate (a seed the row does not hold yet) of
+the row's exact command (its recorded arguments, `RunRecord.identity.spec`: `--set` values,
+matcher options, flags), with the current code on this machine, and reports whether the group key
+is the row's and whether its accuracy falls inside the row's
 between-seed interval: the 95% prediction interval of one more replicate,
 mean ± t(R-1, 0.975) · SD · sqrt(1 + 1/R), from the row's R replicate accuracies (R >= 2). A row
 with one seed has no between-seed interval; the episode-sampling CI is then reported, with the
@@ -36,8 +38,26 @@ def find_row(key: str, snapshots: list[Path]) -> tuple[Any, list[Any], Path]:
                     "copy the key from the leaderboard's runs snapshot, or pass --runs FILE")
 
 
+LEGACY = ("the row predates recorded run arguments (record field `spec`): its command is rebuilt from its identity, "
+          "so a --set, --recipe, --no-cache or --lr it had is not re-applied (a group key differing below tells)")
+
+
 def reproduce_spec(rec: Any, seed: str) -> Any:
-    """The RunSpec of the row's command with another training seed."""
+    """The row's command (its recorded `spec`, else rebuilt from its identity: `legacy_spec`) with
+    another training seed."""
+    from dataclasses import replace
+
+    from fsar_bench.engine.runner import RunSpec
+
+    if not rec.identity.spec:
+        return legacy_spec(rec, seed)
+    spec = RunSpec.from_arguments(rec.identity.spec)
+    return replace(spec, train={**spec.train, "seed": seed})
+
+
+def legacy_spec(rec: Any, seed: str) -> Any:
+    """The RunSpec of a row written before records held their arguments, rebuilt from its identity:
+    frames, matcher and episode seed are passed when they differ from the defaults."""
     from fsar_bench.data.cards import get_card
     from fsar_bench.engine.runner import RunSpec
     from fsar_bench.registry import method_class
@@ -118,11 +138,16 @@ def reproduce(
     log = (lambda s: print(s, flush=True)) if not json_out else (lambda s: None)
     log(f"reproducing {path.name} row {rec.identity.method} {rec.identity.dataset} {rec.identity.setting} "
         f"({len(group)} seed(s)) with new seed {new}")
+    if not rec.identity.spec:
+        log(LEGACY)
     with stdout_to_stderr(json_out), stage_progress() as progress:
         result = execute(spec, cfg, progress=progress, log=log)
     acc = float(result.summary["accuracy"])
     inside = low <= acc <= high
+    same_group = result.summary.get("group_key") == rec.identity.group_key
     doc = {"row_run_key": rec.identity.run_key, "group_key": rec.identity.group_key, "snapshot": str(path),
+           "new_group_key": result.summary.get("group_key"), "same_group": same_group,
+           "spec_recorded": bool(rec.identity.spec),
            "row_seeds": [r.identity.train_seed for r in group], "row_accuracies": [r.results.accuracy for r in group],
            "interval": [low, high], "interval_kind": what, "seed": new, "accuracy": acc, "inside": inside,
            "run_dir": str(result.run_dir), "run_key": result.summary.get("run_key")}
@@ -131,6 +156,10 @@ def reproduce(
         return
     verdict = "INSIDE" if inside else "OUTSIDE"
     typer.echo(f"new replicate (seed {new}): {acc:.2f} % -> {verdict} the row's {what} [{low:.2f}, {high:.2f}]")
+    if not same_group:
+        typer.echo(f"  group key {result.summary.get('group_key')} differs from the row's {rec.identity.group_key}: "
+                   "the code, data or configuration is not the row's (compare summary.json code, data_version, "
+                   "hparams and spec)")
     if not inside:
         typer.echo("  the code, data or hardware class may differ from the row's (compare the run's summary.json "
                    "code, data_version and hardware_class with the row)")

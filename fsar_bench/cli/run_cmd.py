@@ -18,6 +18,8 @@ SET_HELP = ("method hyperparameter override KEY=VALUE (repeatable); the matcher'
             "e.g. --matcher otam --set matcher.lam=0.05")
 JSON_HELP = "print one JSON document on stdout and nothing else (progress and messages go to stderr)"
 _FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)$")  # 1e-3, which YAML 1.1 reads as text
+PRECISION_HELP = "fp32 (default, for fidelity), bf16 or fp16 (autocast on CUDA)"
+WORKERS_HELP = "decoding workers (default: bench.yaml, else automatic); results do not depend on it"
 
 
 def parse_sets(items: list[str]) -> dict:
@@ -38,6 +40,25 @@ def parse_sets(items: list[str]) -> dict:
             parsed = float(parsed)
         out[key.strip()] = parsed
     return out
+
+
+def check_precision_workers(precision: str, num_workers: Optional[int]) -> None:
+    """`--precision` and `--num-workers` of `run` and `eval`, before any work."""
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise FsarError(f"--precision {precision} is not one of fp32, bf16, fp16", "pass --precision fp32")
+    if num_workers is not None and num_workers < 0:
+        raise FsarError(f"--num-workers {num_workers} is negative", "pass 0 (decode in this process) or more")
+
+
+def check_precision_device(precision: str, device: str) -> None:
+    """bf16/fp16 autocast on CUDA only (fsar_bench.engine.evaluate.autocast): on a CPU device the
+    number would be fp32's under another label, so it is refused."""
+    import torch
+
+    cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if precision != "fp32" and not cuda:
+        raise FsarError(f"--precision {precision} autocasts on CUDA, but this run's device is {device} "
+                        "without a GPU", "drop --precision (fp32) or run on a CUDA device")
 
 
 def cli_config(config: Optional[Path], results_dir: Optional[Path], tracking_uri: Optional[str]):
@@ -97,6 +118,8 @@ def run(
                                         "--seed or the default seed: S, S.1, S.2, ...) and report the group: mean, "
                                         "between-seed SD, hierarchical CI, variance split (docs/statistics.md)"),
     set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    precision: str = typer.Option("fp32", help=PRECISION_HELP + " of the evaluation; training stays fp32"),
+    num_workers: Optional[int] = typer.Option(None, help=WORKERS_HELP),
     no_train: bool = typer.Option(False, "--no-train", help="evaluate the initial weights"),
     no_cache: bool = typer.Option(False, "--no-cache", help="reference protocol: re-embed every episode's videos"),
     allow_missing: bool = typer.Option(False, "--allow-missing", help="run despite missing videos (non-canonical)"),
@@ -130,14 +153,17 @@ def run(
       fsar-bench run protonet --dataset ssv2_full --nproc 4
       fsar-bench run protonet --matcher otam --set matcher.lam=0.05
       fsar-bench run protonet --steps 20 --episodes 100 --json > run.json
+      fsar-bench run protonet --dataset ssv2_small --precision bf16 --num-workers 8
     """
     from fsar_bench.validate import check_run_numbers
 
     # every check before any work (and before torchrun starts N copies of this command)
     check_run_numbers(way=way, shot=shot, query=query, episodes=episodes, steps=steps, frames=frames,
                       episode_batch=episode_batch, lr=lr, nproc=nproc)
+    check_precision_workers(precision, num_workers)
     overrides = parse_sets(set_)
     cfg = cli_config(config, results_dir, tracking_uri)
+    check_precision_device(precision, str(cfg["device"]))
     proto = cfg["protocol"]
     shot = proto["shot"] if shot is None else shot
     from fsar_bench.recipes import method_sets
@@ -169,7 +195,7 @@ def run(
         matcher=matcher, overrides=overrides, frames=frames, train_dataset=train_dataset, train=train,
         no_train=no_train, cache=not no_cache, allow_missing=allow_missing,
         root=str(root) if root else None, train_root=str(train_root) if train_root else None,
-        episode_batch=episode_batch, recipe=recipe,
+        episode_batch=episode_batch, recipe=recipe, precision=precision, num_workers=num_workers,
     )
     if dry_run:  # before torchrun or a cluster job: resolving needs neither
         from fsar_bench.engine.runner import dry_run as describe

@@ -16,7 +16,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +91,23 @@ class RunSpec:
         if train_world_size > 1:
             data["train_world_size"] = train_world_size
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+    def arguments(self) -> dict[str, Any]:
+        """The spec as recorded (`Identity.spec`): every field but this machine's data roots, which
+        bench.yaml decides wherever the run is repeated; `from_arguments` rebuilds it (`reproduce`)."""
+        data = json.loads(json.dumps(asdict(self), default=str))
+        for k in ("root", "train_root"):
+            data.pop(k)
+        return data
+
+    @classmethod
+    def from_arguments(cls, data: dict[str, Any]) -> RunSpec:
+        """The spec of recorded arguments (`arguments()`); a field this version does not know is an error."""
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise FsarError(f"the recorded run arguments hold {', '.join(unknown)}, unknown to this fsar-bench",
+                            "upgrade fsar-bench to the version that wrote the record")
+        return cls(**data)
 
 
 @dataclass
@@ -502,7 +519,7 @@ def _identity(spec: RunSpec, card, train_card, preset: str, episodes: EpisodeSet
         data_version=_data_version(card, missing, root), weights_source=method.weights_source,
         weights=weights_class(method.weights_source), init_from=spec.init_from or "", cache=spec.cache,
         run_key=run_key, evaluated_only=bool(spec.weights_origin) and not do_train,
-        weights_origin=dict(spec.weights_origin), precision=spec.precision)
+        weights_origin=dict(spec.weights_origin), precision=spec.precision, spec=spec.arguments())
 
 
 def preflight(run: RunPlan, config: BenchConfig, progress: Progress | None) -> None:

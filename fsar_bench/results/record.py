@@ -23,6 +23,7 @@ key then becomes the digest of `identity`.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
@@ -73,6 +74,13 @@ class Identity:
     image_size: int | None = _f("input resolution, pixels", None, mlflow="param")
     overrides: dict[str, Any] = _f("method hyperparameters given on top of the preset (bench.yaml, `--set`)",
                                    factory=dict)
+    spec: dict[str, Any] = _f("the run's arguments as given, from which `fsar-bench reproduce` rebuilds the run: "
+                              "the fields of `fsar_bench.engine.runner.RunSpec` but this machine's data roots "
+                              "(`overrides`: `--set` values, the matcher's as `matcher.<key>`; `matcher`, `frames`, "
+                              "`train` (`steps`, `lr`, `seed`), `no_train`, `recipe`, `cache`, `episode_seed`, "
+                              "`precision`, `num_workers`, ...); not part of the keys (what it decides is recorded "
+                              "above); MLflow param `spec` (JSON); {} in records written before it existed",
+                              factory=dict, typ="object")
     hparams: dict[str, Any] = _f("all hyperparameters of the method as built; MLflow params `hp.<name>`",
                                  factory=dict, typ="object")
     train_config: dict[str, Any] = _f("the resolved training configuration; MLflow params `train.<name>`",
@@ -307,6 +315,8 @@ class RunRecord:
         params.update({f"data.{k}": v for k, v in i.data_availability.items()})
         params.update({f"train.{k}": v for k, v in i.train_config.items()})
         params.update(i.recipe)  # keys are already `recipe.<name>`
+        if i.spec:
+            params["spec"] = json.dumps(i.spec, sort_keys=True)
         params.update(env.versions)
         params.update(env.distributed)
         params["world_size"] = env.world_size
@@ -391,6 +401,8 @@ class RunRecord:
                           versions={k: params[k] for k in ("fsar_bench_version", "git_commit", "git_dirty", "python",
                                                            "torch", "cuda", "device_name", "threads", "platform")
                                     if k in params})
+        ident.spec = _json_object(params.get("spec"))
+        ident.overrides = dict(ident.spec.get("overrides") or {})
         return cls(ident, env, results, eff, mlflow_run_id=run.info.run_id,
                    start_time=int(run.info.start_time or 0), end_time=int(run.info.end_time or 0))
 
@@ -405,6 +417,8 @@ class RunRecord:
         row.update({k: (v if math.isfinite(v) else None) for k, v in
                     (("accuracy", r.accuracy), ("ci95", r.ci95), ("accuracy_std", r.accuracy_std))})
         row.update({k: getattr(e, k) for k in _SNAPSHOT_EFFICIENCY})
+        if i.spec:  # `reproduce` rebuilds the row's command from it (rows of older records have none)
+            row["spec"] = i.spec
         return row
 
     @classmethod
@@ -415,6 +429,8 @@ class RunRecord:
         ident = Identity(**{k: row[k] for k in _SNAPSHOT_IDENTITY if k in row},
                          episode_digest=row.get("digest", ""))
         ident.way, ident.shot = int(row.get("way", way)), int(row.get("shot", shot))
+        ident.spec = dict(row.get("spec") or {})
+        ident.overrides = dict(ident.spec.get("overrides") or {})
         nan = (lambda v: math.nan if v is None else float(v))
         results = Results(accuracy=nan(row.get("accuracy")), ci95=nan(row.get("ci95")),
                           accuracy_std=nan(row.get("accuracy_std")))
@@ -429,7 +445,7 @@ _SNAPSHOT_IDENTITY = ("run_key", "method", "dataset", "way", "shot", "query", "e
                       "precision", "init_from")
 _SNAPSHOT_EFFICIENCY = ("params_total", "params_trainable", "flops_per_video", "flops_per_episode")
 SNAPSHOT_KEYS = tuple(sorted({*_SNAPSHOT_IDENTITY, *_SNAPSHOT_EFFICIENCY, "run_id", "setting", "digest",
-                              "hardware_class", "accuracy", "ci95", "accuracy_std"}))
+                              "hardware_class", "accuracy", "ci95", "accuracy_std", "spec"}))
 
 
 def name_is_profile(key: str) -> bool:
@@ -447,6 +463,15 @@ def _num(value: Any) -> float | None:
 def _int(value: Any, default: int = 0) -> int:
     out = _num(value)
     return int(out) if out is not None else default
+
+
+def _json_object(text: str | None) -> dict[str, Any]:
+    """A JSON object MLflow holds as a param string; {} when absent or not an object."""
+    try:
+        out = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return out if isinstance(out, dict) else {}
 
 
 # -- documentation ------------------------------------------------------------------------------
