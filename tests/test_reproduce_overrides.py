@@ -67,3 +67,20 @@ def test_a_row_without_recorded_arguments_says_so(row, cli):
     assert res.code == 0, res.err
     assert res.out.count(LEGACY) == 1
     assert f"differs from the row's {rec.identity.group_key}" in res.out
+
+
+def test_arguments_round_trip_and_unknown_fields_are_refused():
+    from dataclasses import replace
+
+    from fsar_bench.engine.runner import RunSpec
+    from fsar_bench.errors import FsarError
+
+    spec = RunSpec(method="protonet", dataset="toy-motion", matcher="otam", overrides={"matcher.lam": 0.05},
+                   train={"steps": 5, "lr": 1e-3}, recipe="release", precision="bf16", num_workers=2,
+                   root="/data/here", train_root="/data/train")
+    args = json.loads(json.dumps(spec.arguments()))  # as summary.json, MLflow and snapshots hold it
+    assert "root" not in args and "train_root" not in args  # this machine's paths: bench.yaml decides
+    assert RunSpec.from_arguments(args) == replace(spec, root=None, train_root=None)
+    assert RunSpec.from_arguments(args).overrides == {"matcher.lam": 0.05}
+    with pytest.raises(FsarError, match="unknown to this fsar-bench"):
+        RunSpec.from_arguments({**args, "warp_drive": True})
