@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import typer
@@ -30,8 +31,11 @@ def _table(title: str, columns: list[str], rows: list[list[str]]) -> None:
     Console(width=200).print(table)
 
 
+@functools.lru_cache(maxsize=1)
 def _own_distribution() -> str:
-    """The distribution that installs fsar_bench (its entry points are the built-in ones)."""
+    """The distribution that installs fsar_bench (its entry points are the built-in ones). Cached:
+    `packages_distributions` reads every installed distribution's file list (~1 s per call), and a
+    listing asks once per row."""
     from importlib.metadata import packages_distributions
 
     return (packages_distributions().get("fsar_bench") or ["fsar-bench"])[0]
