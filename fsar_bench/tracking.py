@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import fcntl
 import http.client
+import json
 import logging
 import os
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -22,9 +24,35 @@ from typing import Any
 
 from fsar_bench.errors import FsarError
 
-# MLflow 3 opens an experiment without this tag in its GenAI view (traces, no metric columns); the
-# UI reads `mlflow.experimentKind` and shows the classic runs table for "custom_model_development".
+# The experiment kind for MLflow versions whose UI reads this tag to pick the classic runs table.
+# MLflow 3.17's UI ignores it: its GenAI / "Model training" switch comes from the URL parameter
+# `workflowType=machine_learning`, else the browser's last choice (default GenAI); see RUNS_VIEW_QUERY.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+# MLflow 3.17 keeps the runs table's columns in the browser (localStorage), so a fresh browser shows
+# no metric column. A saved view is an experiment tag `mlflow.sharedViewState.<id>` holding
+# {name, createdAt, updatedAt, state: JSON of search facets + UI state}; the UI lists it under "Views"
+# and opens it at `#/experiments/<experiment id>/runs?viewStateShareKey=<id>` (read from its JS bundle).
+LEADERBOARD_VIEW = "fsar-leaderboard"
+LEADERBOARD_VIEW_NAME = "fsar-bench leaderboard"
+LEADERBOARD_COLUMNS = ("metrics.`accuracy`", "metrics.`ci95`", "params.`method`", "params.`matcher`",
+                       "params.`dataset`", "params.`way`", "params.`shot`", "params.`preset`")
+# the query of the address that opens it in the classic view: http://HOST:PORT/#/experiments/ID/runs?...
+RUNS_VIEW_QUERY = f"workflowType=machine_learning&viewStateShareKey={LEADERBOARD_VIEW}"
+
+
+def leaderboard_view_tag() -> tuple[str, str]:
+    """(key, value) of the experiment tag that saves the "fsar-bench leaderboard" view: runs sorted by
+    accuracy, with accuracy, ci95 and the setting's params as columns."""
+    now = int(time.time() * 1000)
+    name, created, duration = ("attributes.`Run Name`", "attributes.`Created`", "attributes.`Duration`")
+    widths = dict(zip((name, created, *LEADERBOARD_COLUMNS, duration),  # pixels: all fit in 1600 px
+                      (250, 125, 140, 140, 90, 90, 120, 60, 60, 70, 90), strict=True))
+    state = {"orderByKey": "metrics.`accuracy`", "orderByAsc": False, "selectedColumns": list(LEADERBOARD_COLUMNS),
+             "columnOrder": list(widths), "columnWidths": widths}
+    value = {"name": LEADERBOARD_VIEW_NAME, "createdAt": now, "updatedAt": now, "state": json.dumps(state)}
+    return f"mlflow.sharedViewState.{LEADERBOARD_VIEW}", json.dumps(value)
+
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 for _name in ("alembic", "mlflow"):
@@ -78,14 +106,16 @@ class Tracker:
         with _store_lock(uri):  # concurrent first runs would race creating the sqlite schema
             self.client = mlflow.MlflowClient(uri)
             exp = self.client.get_experiment_by_name(experiment)
+            view_key, view = leaderboard_view_tag()
             if exp is None:
                 location = artifact_root.resolve().as_uri() if artifact_root else None
                 self.experiment_id = self.client.create_experiment(experiment, artifact_location=location,
-                                                                   tags=EXPERIMENT_KIND)
+                                                                   tags={**EXPERIMENT_KIND, view_key: view})
             else:
                 self.experiment_id = exp.experiment_id
-                if not exp.tags.get("mlflow.experimentKind"):  # made by an older fsar-bench
-                    for k, v in EXPERIMENT_KIND.items():
+                missing = {**EXPERIMENT_KIND, view_key: view}  # made by an older fsar-bench: add what it lacks
+                for k, v in missing.items():
+                    if not exp.tags.get(k):  # a view the user changed in the UI is kept
                         self.client.set_experiment_tag(self.experiment_id, k, v)
         self.run_id: str | None = None
         self.uri = uri
