@@ -185,6 +185,9 @@ def run_keys(identity: dict, hardware: str, train_world_size: int = 1) -> tuple[
     data = {k: v for k, v in identity.items() if k not in _NOT_KEYED}
     data["train_config"] = {k: v for k, v in dict(data.get("train_config") or {}).items()
                             if k not in _TRAIN_NOT_KEYED}
+    sweep = {k: v for k, v in dict(data.pop("sweep", None) or {}).items() if k != "parent_run_id"}
+    if sweep:  # a sweep point is not the plain run of its configuration (keys of plain runs stay as before)
+        data["sweep"] = sweep
     if train_world_size > 1:  # W-fold updates (docs/distributed.md)
         data["train_world_size"] = train_world_size
     group = _hex(data)

@@ -224,7 +224,8 @@ def finished_runs(uri: str, experiment: str, dataset: str | None = None) -> Iter
 
 def child_runs(uri: str, run_id: str) -> list[str]:
     """The FINISHED child runs of an MLflow parent run (a sweep's points, a seed group's replicates),
-    oldest first; [] when it has none."""
+    oldest first; a child that is itself a seed group (a point of a sweep run with --seeds) stands
+    for its replicates; [] when it has none."""
     client = _client(uri)
     try:
         parent = client.get_run(run_id)
@@ -232,7 +233,8 @@ def child_runs(uri: str, run_id: str) -> list[str]:
         return []
     runs = client.search_runs([parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{run_id}' and "
                               "attributes.status = 'FINISHED'", order_by=["attributes.start_time ASC"])
-    return [r.info.run_id for r in runs]
+    return [c for r in runs for c in (child_runs(uri, r.info.run_id) if r.data.tags.get("fsar.kind") == "group"
+                                      else [r.info.run_id])]
 
 
 def download_run_files(run_id: str, uri: str, names: tuple[str, ...], folder: Path) -> None:

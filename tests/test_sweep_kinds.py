@@ -44,6 +44,17 @@ def test_frames_sweep_points_have_distinct_names(workdir, cli, tracking_uri):
     assert names == ["protonet-toy-motion-5w1s-4f", "protonet-toy-motion-5w1s-6f"]
     folders = sorted(p.name.rsplit("-", 1)[0] for p in (workdir / "fsar-runs").glob("protonet-*"))
     assert folders == names
+    from fsar_bench.leaderboard.reproduced import classify
+    from fsar_bench.results.record import RunRecord
+
+    records = [RunRecord.from_summary(json.loads((d / "summary.json").read_text()))
+               for d in sorted((workdir / "fsar-runs").glob("protonet-*"))]
+    sec = classify(records, "toy-motion", "5w1s")  # trained sweep points: listed apart with their sweep
+    assert not sec.random_init and not sec.pretrained
+    reasons = sorted(r.reason for r in sec.unranked)
+    for reason, frames in zip(reasons, ("4", "6")):
+        assert f"point of sweep frames (frames = {frames}) sweep-frames-protonet-toy-motion: run it with " \
+               "fsar-bench run to rank it" in reason
 
 
 def test_cross_dataset_sweep(workdir, cli, tracking_uri):

@@ -37,7 +37,11 @@ def expand(refs: list[str], tracking_uri: str | None, config: Path | None) -> li
 def _sweep_table(path: Path) -> list[str]:
     try:
         rows = json.loads(path.read_text())
-        return [r.get("run_dir") if r.get("run_dir") and Path(r["run_dir"]).is_dir() else r["run"] for r in rows]
+        out = []
+        for r in rows:  # a point with seeds lists every replicate (`run_dirs`, `runs`)
+            for d, run in zip(r.get("run_dirs") or [r.get("run_dir")], r.get("runs") or [r["run"]]):
+                out.append(d if d and Path(d).is_dir() else run)
+        return out
     except (ValueError, KeyError, TypeError, AttributeError):
         raise FsarError(f"{path} is not a sweep table (a list of points with 'run' or 'run_dir')",
                         "pass the .json beside a sweep's plot, run folders or MLflow run ids") from None

@@ -19,6 +19,11 @@ def sweep(
     set_: list[str] = typer.Option([], "--set", help="method hyperparameter override KEY=VALUE (repeatable); the "
                                    "matcher's as matcher.KEY=VALUE"),
     retrain: bool = typer.Option(False, help="N-way/shot sweeps: train every point instead of re-scoring"),
+    seed: list[str] = typer.Option([], "--seed", help="training seed; repeatable: every point becomes a replicate "
+                                   "group of these seeds (as `fsar-bench run --seed`)"),
+    seeds: Optional[int] = typer.Option(None, "--seeds", help="every point a group of N replicates (seeds S, S.1, "
+                                        "...; N-way/shot sweeps train each seed once and re-score it): the table "
+                                        "and plot show the group mean and hierarchical 95% CI"),
     plot_dir: Optional[Path] = typer.Option(None, help="where the plot goes (default <results_dir>/sweeps)"),
     config: Optional[Path] = typer.Option(None, help="bench.yaml to read"),
     results_dir: Optional[Path] = typer.Option(None, help="where run folders go"),
@@ -28,15 +33,19 @@ def sweep(
 ) -> None:
     """Run an experiment suite: one MLflow parent run, a child run per point, and a plot.
 
+    With --seeds N every point is a replicate group (nested under the sweep's parent run).
+    Sweep points are listed apart on leaderboards: run a configuration with `fsar-bench run` to rank it.
+
     Examples:
 
     \b
       fsar-bench sweep nway --method protonet --dataset toy-motion
+      fsar-bench sweep nway --method protonet --dataset toy-motion --seeds 3
       fsar-bench sweep frames --method dmgal_ft --dataset ssv2_small
       fsar-bench sweep cross-dataset --method i2st
       fsar-bench sweep shot --method dmgal_ft --dataset ucf101 --launcher submitit
     """
-    from fsar_bench.cli.run_cmd import check_method_inputs, cli_config, parse_sets
+    from fsar_bench.cli.run_cmd import check_method_inputs, cli_config, group_seeds, parse_sets
     from fsar_bench.validate import check_output_folder, check_run_numbers
 
     check_run_numbers(episodes=episodes, steps=steps)
@@ -44,8 +53,11 @@ def sweep(
     if plot_dir is not None:
         check_output_folder(plot_dir, "--plot-dir")
     cfg = cli_config(config, results_dir, tracking_uri)
+    seed_list = group_seeds(seed, seeds, cfg)  # None: one plain run per point
+    from fsar_bench.engine.sweep import check_seeds_launcher
     from fsar_bench.launch import check_launcher
 
+    check_seeds_launcher(seed_list, launcher)
     check_launcher(launcher, cfg)
     proto = cfg["protocol"]
     if kind != "efficiency":  # (efficiency sweeps take their methods from the suite)
@@ -59,19 +71,23 @@ def sweep(
 
     base = RunSpec(method=method, dataset=dataset, way=proto["way"], shot=proto["shot"], query=proto["query"],
                    episodes=proto["test_episodes"] if episodes is None else episodes, preset=preset, matcher=matcher,
-                   overrides=overrides, train={"steps": steps} if steps is not None else {})
+                   overrides=overrides, train={k: v for k, v in {"steps": steps, "seed": seed[0] if seed else None
+                                                                 }.items() if v is not None})
     with stage_progress() as progress:
-        result = run_sweep(kind, base, cfg, retrain=retrain, plot_dir=plot_dir, progress=progress, launcher=launcher)
+        result = run_sweep(kind, base, cfg, retrain=retrain, plot_dir=plot_dir, progress=progress, launcher=launcher,
+                           seeds=seed_list)
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"{kind} sweep (MLflow parent run {result.parent_run_id})")
-    for col in ("point", "accuracy (95% CI)", "episodes", "canonical", "trained"):
+    for col in ("point", "accuracy (95% CI)", "seeds", "episodes", "canonical", "trained"):
         table.add_column(col)
     for p in result.points:
         s = p.result.summary
-        table.add_row(p.label, f"{s['accuracy']:.2f} ± {s['ci95']:.2f}", str(s["episodes"]),
-                      "yes" if s["canonical"] else "no", "yes" if s["train_steps"] else "re-scored")
+        acc, ci, kind_ci = p.accuracy()
+        table.add_row(p.label, f"{acc:.2f} ± {ci:.2f}" + (" (seeds + episodes)" if kind_ci == "hierarchical" else ""),
+                      str(len(p.runs)), str(s["episodes"]), "yes" if s["canonical"] else "no",
+                      "yes" if s["train_steps"] else "re-scored")
     Console().print(table)
     if result.plot:
         print(f"plot: {result.plot}")

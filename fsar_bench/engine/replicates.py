@@ -133,9 +133,15 @@ def group_matrix(runs: list[RunResult]) -> np.ndarray:
 
 
 def run_group(spec: RunSpec, seeds: list[str], config: BenchConfig, progress: Any = None,
-              log: Callable[[str], None] = print) -> GroupResult:
+              log: Callable[[str], None] = print, vary: Callable[[RunSpec, str], RunSpec] | None = None,
+              parent: str | None = None) -> GroupResult:
     """Train and evaluate one replicate per seed (each an ordinary, resumable run; a finished one is
-    reused), under one MLflow parent run; then the group statistics, written to `group.json`."""
+    reused), under one MLflow parent run; then the group statistics, written to `group.json`.
+
+    `vary(spec, seed)`: a replicate's spec when it depends on more than the seed (a re-scored sweep
+    point starts from its own seed's weights, so its replicates also differ in `init_from` and the
+    group is named by the first replicate's key); `parent`: the MLflow run the group's run is nested
+    under (a sweep)."""
     from fsar_bench.engine import distributed as dist
     from fsar_bench.engine.runner import execute
     from fsar_bench.results.groups import summarize_group
@@ -143,18 +149,21 @@ def run_group(spec: RunSpec, seeds: list[str], config: BenchConfig, progress: An
     if len(set(seeds)) != len(seeds):
         raise FsarError(f"seed {next(s for s in seeds if seeds.count(s) > 1)!r} is given twice",
                         "give each --seed once")
-    parent = GroupParent(config)
+    parent = GroupParent(config, nested_in=parent)
     runs = []
     for i, seed in enumerate(seeds):
         log(f"replicate {i + 1}/{len(seeds)}: seed {seed}")
-        runs.append(execute(replace(spec, train={**spec.train, "seed": seed}), config, progress, log,
-                            parent_run_id=parent.open))
-    keys = {r.summary.get("group_key") for r in runs}
-    if len(keys) != 1:  # cannot happen unless the code changed while the group ran
+        one = replace(spec, train={**spec.train, "seed": seed})
+        # replicates of a varied group differ in key: they are attached to the group's run (found by the
+        # first one's key) when all have run, so a resumed group finds the same run
+        runs.append(execute(vary(one, seed) if vary else one, config, progress, log,
+                            parent_run_id=None if vary else parent.open))
+    keys = [r.summary.get("group_key") for r in runs]
+    if len(set(keys)) != 1 and vary is None:  # cannot happen unless the code changed while the group ran
         raise FsarError("the replicates have different group keys (was the code edited during the run?)",
                         "re-run the same command: finished replicates are reused")
     summary = summarize_group(group_matrix(runs))
-    group_key = keys.pop()
+    group_key = keys[0]
     name = runs[0].run_dir.name.rsplit("-", 1)[0]
     result = GroupResult(group_key, name, runs, summary, None, None)
     if dist.is_main():
@@ -176,11 +185,13 @@ def write_group(result: GroupResult, results_dir: Path) -> Path:
 
 
 class GroupParent:
-    """The MLflow parent run of a group: found by its group key, else created (rank 0 only)."""
+    """The MLflow parent run of a group: found by its group key, else created (rank 0 only); nested
+    under `nested_in` (a sweep's parent run) when given."""
 
-    def __init__(self, config: BenchConfig) -> None:
+    def __init__(self, config: BenchConfig, nested_in: str | None = None) -> None:
         self.config = config
         self.tracker: Any = None
+        self.nested_in = nested_in
 
     def open(self, rec: RunRecord) -> str:
         if self.tracker is not None and self.tracker.run_id:
@@ -195,11 +206,16 @@ class GroupParent:
         if found:
             self.tracker.run_id = found[0].info.run_id
             self.tracker.client.update_run(self.tracker.run_id, status="RUNNING")
+            if self.nested_in:
+                self.tracker.client.set_tag(self.tracker.run_id, "mlflow.parentRunId", self.nested_in)
         else:
             i = rec.identity
-            self.tracker.start(f"{i.method}-{i.dataset}-{i.setting} (group)",
+            name = f"{i.method}-{i.dataset}-{i.setting}"
+            if i.sweep:  # the points of a frames sweep share method, dataset and setting
+                name = f"{i.sweep.get('name')} {i.sweep.get('axis')}={i.sweep.get('value')}"
+            self.tracker.start(f"{name} (group)",
                                {"group_key": key, "method": i.method, "dataset": i.dataset, "setting": i.setting},
-                               {GROUP_TAG: key, "fsar.kind": "group", "fsar.method": i.method})
+                               {GROUP_TAG: key, "fsar.kind": "group", "fsar.method": i.method}, parent=self.nested_in)
         return self.tracker.run_id
 
     def finish(self, rec: RunRecord, runs: list[RunResult], summary: GroupSummary) -> str:

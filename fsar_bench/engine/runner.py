@@ -76,6 +76,7 @@ class RunSpec:
     weights_origin: dict[str, str] = field(default_factory=dict)  # `fsar-bench eval`: sha256, format, trained_by
     num_workers: int | None = None  # data loader workers (None: bench.yaml, else automatic); never in the key
     precision: str = "fp32"  # bf16 / fp16: autocast on CUDA (docs/evaluation.md)
+    sweep: dict[str, str] = field(default_factory=dict)  # the sweep this run is a point of (record `identity.sweep`)
 
     def key(self, train_world_size: int = 1) -> str:
         """The run key; training on W > 1 ranks (W-fold updates, docs/distributed.md) gets its own."""
@@ -85,7 +86,7 @@ class RunSpec:
         if data["recipe"] is None:  # keys of runs without a variant stay as before recipes existed
             data.pop("recipe")
         data.pop("num_workers")  # results do not depend on it (tests/test_embed_loader.py)
-        for k, default in (("official", None), ("weights_origin", {}), ("precision", "fp32")):
+        for k, default in (("official", None), ("weights_origin", {}), ("precision", "fp32"), ("sweep", {})):
             if data[k] == default:  # keys of runs without them stay as before
                 data.pop(k)
         if train_world_size > 1:
@@ -519,7 +520,8 @@ def _identity(spec: RunSpec, card, train_card, preset: str, episodes: EpisodeSet
         data_version=_data_version(card, missing, root), weights_source=method.weights_source,
         weights=weights_class(method.weights_source), init_from=spec.init_from or "", cache=spec.cache,
         run_key=run_key, evaluated_only=bool(spec.weights_origin) and not do_train,
-        weights_origin=dict(spec.weights_origin), precision=spec.precision, spec=spec.arguments())
+        weights_origin=dict(spec.weights_origin), precision=spec.precision, spec=spec.arguments(),
+        sweep=dict(spec.sweep))
 
 
 def preflight(run: RunPlan, config: BenchConfig, progress: Progress | None) -> None:

@@ -32,6 +32,8 @@ def group_key(rec: RunRecord) -> str:
     if explicit:
         return str(explicit)
     config = {f.name: getattr(rec.identity, f.name) for f in fields(Identity) if f.name not in _NOT_CONFIG}
+    if not config.get("sweep"):  # older runs (no sweep field) keep their digest
+        config.pop("sweep", None)
     text = json.dumps(config, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 

@@ -8,8 +8,9 @@ Rules (docs/leaderboard.md):
   only in the training seed; its accuracy is the mean over seeds and episodes, its CI hierarchical.
 * A group is *ranked* only if it is canonical (tag `fsar.canonical` = true), its episode digest is
   the digest locked today for its dataset and setting, it was trained and tested on the same
-  dataset, it is above chance, its method uses the supports, and it trained its own weights (a
-  re-scored sweep point did not). Everything else is *listed apart*, unranked, with the reason.
+  dataset, it is above chance, its method uses the supports, it trained its own weights (a
+  re-scored sweep point did not) and it is not a point of a sweep (`identity.sweep`). Everything
+  else is *listed apart*, unranked, with the reason.
 * Ranking happens within a weights class: pretrained groups in the main table; `random-init` groups
   (every toy-dataset run: the tiny backbones have no pretrained weights) in a separate table.
 * Tiers come from the seed-aware test (`results.groups.group_tiers`); single-seed groups get none.
@@ -217,6 +218,8 @@ def unranked_reason(rec: RunRecord, digest: str | None) -> str | None:
         reasons.append(f"{i.precision} arithmetic (ranked rows are fp32)")
     if not math.isfinite(rec.results.accuracy):
         reasons.append("no accuracy metric")
+    if not rescored_from(rec) and (point := sweep_point(rec)):  # (a re-scored point says where it came from)
+        reasons.append(point)
     return "; ".join(reasons) or None
 
 
@@ -262,6 +265,16 @@ def misleading_reason(group: RunGroup) -> str | None:
     if src:
         reasons.append(f"re-scored from {src} (weights trained at another setting: a sweep point)")
     return "; ".join(reasons) or None
+
+
+def sweep_point(rec: RunRecord) -> str:
+    """'point of sweep frames (frames = 4) <sweep>: ...' for a run made by `fsar-bench sweep` ('' otherwise):
+    a sweep explores an axis; the ranked row of a configuration is its plain `fsar-bench run`."""
+    sweep = getattr(rec.identity, "sweep", None) or {}
+    if not sweep:
+        return ""
+    return (f"point of sweep {sweep.get('kind', '?')} ({sweep.get('axis', 'x')} = {sweep.get('value', '?')}) "
+            f"{sweep.get('name', '')}: run it with fsar-bench run to rank it")
 
 
 def leakage_flag(rec: RunRecord) -> str | None:

@@ -126,6 +126,11 @@ class Identity:
                                            "`<split>.total`, `<split>.digest` (availability digest of the videos "
                                            "present, docs/datasets.md); {} when every video was present",
                                            factory=dict, typ="object")
+    sweep: dict[str, str] = _f("the sweep this run is a point of (`fsar-bench sweep`): `kind`, `name` (the run name "
+                               "of the sweep's MLflow parent run), `axis` and `value` (the point's x); {} for a plain "
+                               "run. Leaderboards list sweep points apart ([leaderboard.md](leaderboard.md)); part of "
+                               "the run key, so a plain `fsar-bench run` of the same configuration is another run; "
+                               "MLflow params `sweep.<name>`", factory=dict, typ="object")
     code: dict[str, str] = _f("code identity (MLflow params `code.<name>`): `method` and `matcher` are "
                               "`sha256:<16 hex>` digests of the source files of the class's module or package "
                               "(plugins: `<distribution> <version> sha256:<16 hex>`), `fsar_bench` is "
@@ -311,6 +316,7 @@ class RunRecord:
                        "episodes": i.episodes, "init_from": i.init_from or "", "record_format": FORMAT})
         params.update({f"hp.{k}": v for k, v in i.hparams.items()})
         params.update({f"code.{k}": v for k, v in i.code.items()})
+        params.update({f"sweep.{k}": v for k, v in i.sweep.items()})
         params.update({f"weights_origin.{k}": v for k, v in i.weights_origin.items()})
         params.update({f"data.{k}": v for k, v in i.data_availability.items()})
         params.update({f"train.{k}": v for k, v in i.train_config.items()})
@@ -389,6 +395,7 @@ class RunRecord:
             precision=params.get("precision", "fp32"),
             data_availability={k[5:]: v for k, v in params.items() if k.startswith("data.")},
             code={k[5:]: v for k, v in params.items() if k.startswith("code.")},
+            sweep={k[6:]: v for k, v in params.items() if k.startswith("sweep.")},
             group_key=tags.get("fsar.group_key") or params.get("group_key", ""))
         results = Results(**{k: _num(metrics.get(k)) or math.nan for k in ("accuracy", "accuracy_std", "ci95")},
                           train_seconds=_num(metrics.get("train_seconds")) or 0.0,
@@ -412,6 +419,8 @@ class RunRecord:
         """The record's entry in a leaderboard runs snapshot (without its per-episode results)."""
         i, r, e = self.identity, self.results, self.efficiency
         row = {k: getattr(i, k) for k in _SNAPSHOT_IDENTITY}
+        if not i.sweep:  # rows of plain runs stay as before sweeps were recorded
+            row.pop("sweep")
         row.update(run_id=self.mlflow_run_id, setting=i.setting, digest=i.episode_digest,
                    hardware_class=self.environment.hardware_class)
         row.update({k: (v if math.isfinite(v) else None) for k, v in
@@ -442,7 +451,7 @@ class RunRecord:
 _SNAPSHOT_IDENTITY = ("run_key", "method", "dataset", "way", "shot", "query", "episodes", "matcher", "preset",
                       "backbone", "train_dataset", "frames", "train_steps", "episode_seed", "canonical",
                       "data_version", "weights", "weights_source", "group_key", "train_seed", "evaluated_only",
-                      "precision", "init_from")
+                      "precision", "init_from", "sweep")
 _SNAPSHOT_EFFICIENCY = ("params_total", "params_trainable", "flops_per_video", "flops_per_episode")
 SNAPSHOT_KEYS = tuple(sorted({*_SNAPSHOT_IDENTITY, *_SNAPSHOT_EFFICIENCY, "run_id", "setting", "digest",
                               "hardware_class", "accuracy", "ci95", "accuracy_std", "spec"}))
