@@ -20,7 +20,7 @@ def sweep(
                                    "matcher's as matcher.KEY=VALUE"),
     retrain: bool = typer.Option(False, help="N-way/shot sweeps: train every point instead of re-scoring"),
     seed: list[str] = typer.Option([], "--seed", help="training seed; repeatable: every point becomes a replicate "
-                                   "group of these seeds (as `fsar-bench run --seed`)"),
+                                   "group of these seeds (as for run)"),
     seeds: Optional[int] = typer.Option(None, "--seeds", help="every point a group of N replicates (seeds S, S.1, "
                                         "...; N-way/shot sweeps train each seed once and re-score it): the table "
                                         "and plot show the group mean and hierarchical 95% CI"),
