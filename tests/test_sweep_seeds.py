@@ -68,6 +68,19 @@ def test_nway_sweep_with_seeds_groups_reuse_and_mlflow(workdir, cli, tracking_ur
     assert len(client.search_runs([exp_id])) == n_runs  # no new sweep, group or replicate run
     assert json.loads((workdir / "fsar-runs" / "sweeps" / "nway-protonet-toy-motion.json").read_text()) == table
 
+    # an interrupted sweep: one replicate of the last point died before writing its summary
+    victim = Path(table[1]["run_dirs"][1])
+    (victim / "summary.json").unlink()
+    client.set_terminated(summaries[str(victim)]["mlflow_run_id"], status="KILLED")
+    resumed = cli("sweep", "nway", "--method", "protonet", "--dataset", "toy-motion", *SMALL, "--seeds", "2")
+    assert resumed.code == 0, resumed.err
+    assert resumed.out.count("reused run from ") == 3  # only the dead replicate ran again (re-scored)
+    row = json.loads((workdir / "fsar-runs" / "sweeps" / "nway-protonet-toy-motion.json").read_text())[1]
+    assert row["run_dirs"] == table[1]["run_dirs"] and row["accuracy"] == table[1]["accuracy"]
+    reps = _search(client, exp_id, f"tags.`mlflow.parentRunId` = '{row['group_run']}' and "
+                   "attributes.status = 'FINISHED'")
+    assert len(reps) == 2 and row["group_run"] == table[1]["group_run"]
+
 
 def test_seeds_on_the_cluster_launcher_is_a_one_line_error(workdir, cli):
     res = cli("sweep", "nway", "--method", "protonet", "--dataset", "toy-motion", "--seeds", "2",

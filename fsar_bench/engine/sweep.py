@@ -165,12 +165,13 @@ def check_seeds_launcher(seeds: list[str] | None, launcher: str) -> None:
 
 
 def _open_parent(config: BenchConfig, name: str, params: dict[str, Any], base: RunSpec) -> tuple[Any, str]:
-    """The sweep's MLflow parent run: the one this same sweep (same points, seeds, base spec) made
-    before, reopened, so re-running or resuming a sweep adds no run; else a new one."""
+    """The sweep's MLflow parent run: the one this same sweep (same points, seeds, base spec, results
+    folder) made before, reopened, so re-running or resuming a sweep adds no run; else a new one."""
     from fsar_bench.tracking import Tracker
 
     tracker = Tracker(config.tracking_uri, config["experiment"], config.results_dir / "mlartifacts")
-    payload = json.dumps({"params": params, "base": dataclasses.asdict(base)}, sort_keys=True, default=str)
+    payload = json.dumps({"params": params, "base": dataclasses.asdict(base), "results": str(config.results_dir)},
+                         sort_keys=True, default=str)
     key = hashlib.sha256(payload.encode()).hexdigest()[:12]
     found = tracker.client.search_runs([tracker.experiment_id], f"tags.`{SWEEP_KEY_TAG}` = '{key}'",
                                        max_results=1, order_by=["attributes.start_time DESC"])
