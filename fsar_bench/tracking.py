@@ -41,6 +41,21 @@ LEADERBOARD_COLUMNS = ("metrics.`accuracy`", "metrics.`ci95`", "params.`method`"
 RUNS_VIEW_QUERY = f"workflowType=machine_learning&viewStateShareKey={LEADERBOARD_VIEW}"
 
 
+def ui_hint(uri: str, experiment: str) -> str | None:
+    """One line saying how to browse `experiment` of a local store (sqlite or file): the `mlflow ui`
+    command and the address of the "fsar-bench leaderboard" view with the experiment's real id; None
+    for a server or database store (its own address applies) or an experiment that does not exist."""
+    import shlex
+
+    if not uri.startswith(("sqlite:", "file:")) and "://" in uri:
+        return None
+    exp = _client(uri).get_experiment_by_name(experiment)
+    if exp is None:
+        return None
+    return (f"browse: mlflow ui --backend-store-uri {shlex.quote(uri)}  then open "
+            f"http://127.0.0.1:5000/#/experiments/{exp.experiment_id}/runs?{RUNS_VIEW_QUERY}")
+
+
 def leaderboard_view_tag() -> tuple[str, str]:
     """(key, value) of the experiment tag that saves the "fsar-bench leaderboard" view: runs sorted by
     accuracy, with accuracy, ci95 and the setting's params as columns."""
@@ -168,6 +183,12 @@ class Tracker:
         items = [Param(k, str(v)[:6000]) for k, v in params.items()]
         for i in range(0, len(items), 100):
             self.client.log_batch(self.run_id, params=items[i:i + 100])
+
+    def log_new_params(self, params: dict[str, Any]) -> None:
+        """Log the params the run does not have yet (a reopened parent run keeps the values it has:
+        MLflow params are write-once)."""
+        have = self.client.get_run(self.run_id).data.params
+        self.log_params({k: v for k, v in params.items() if k not in have})
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         import time

@@ -85,3 +85,61 @@ def test_readme_gives_the_address_of_the_view():
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert f"/runs?{RUNS_VIEW_QUERY}" in readme
+
+
+def test_metrics_are_logged_rounded_and_the_exact_values_stay_in_the_summary():
+    import math
+
+    from fsar_bench.results.record import Identity, Results, RunRecord, rounded_metrics
+
+    rec = RunRecord(Identity(episodes=30), results=Results(accuracy=50.349999999999994, ci95=3.260551126457183,
+                                                           accuracy_std=9.123456789, train_seconds=12.3456789))
+    logged = rec.mlflow_metrics()
+    assert logged["accuracy"] == 50.35 and logged["ci95"] == 3.2606 and logged["accuracy_std"] == 9.1235
+    assert logged["train_seconds"] == 12.346 and logged["episodes"] == 30
+    assert rec.to_summary()["ci95"] == 3.260551126457183  # summary.json keeps the exact value
+    assert math.isnan(rounded_metrics({"accuracy": math.nan})["accuracy"])
+
+
+def test_a_group_parent_logs_ci95_and_the_params_its_replicates_share(tmp_path):
+    """The group parent's ci95 is the hierarchical half-width; its params are the replicates' shared
+    identity, never a seed or run key (a parent read back as a run would be ranked)."""
+    import numpy as np
+
+    from fsar_bench.engine.replicates import group_metrics
+    from fsar_bench.results.groups import summarize_group
+    from fsar_bench.results.record import Identity, RunRecord, group_mlflow_params
+
+    reps = [RunRecord(Identity(method="m", dataset="d", matcher="proto", preset="tiny", frames=4, train_seed=s,
+                               run_key=f"k{s}", group_key="g", weights_source=f"file:{s}")) for s in ("0", "0.1")]
+    params = group_mlflow_params(reps)
+    assert {k: params[k] for k in ("matcher", "way", "shot", "preset", "frames", "dataset", "group_key")} == \
+        {"matcher": "proto", "way": 5, "shot": 1, "preset": "tiny", "frames": 4, "dataset": "d", "group_key": "g"}
+    assert not {"run_key", "train_seed", "weights_source", "spec"} & set(params)
+    rng = np.random.default_rng(0)
+    summary = summarize_group(rng.integers(0, 2, size=(3, 40)).astype(float) * 0.5 + rng.random((3, 40)) * 0.5)
+    metrics = group_metrics(summary)
+    lo, hi = summary.hierarchical_ci
+    assert metrics["ci95"] == round((hi - lo) / 2, 4) and metrics["ci95"] != metrics["episode_ci95"]
+    assert all(v == round(v, 4) for v in metrics.values())
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    t = Tracker(uri, "exp")
+    run_id = t.start("g (group)", {"group_key": "g", "method": "m", "dataset": "d"}, {"fsar.group": "g"})
+    t.log_new_params(params)
+    t.log_new_params({**params, "matcher": "other"})  # a reopened parent keeps what it has (write-once)
+    run = mlflow.MlflowClient(uri).get_run(run_id)
+    assert run.data.params["matcher"] == "proto" and run.data.params["way"] == "5"
+    assert RunRecord.from_mlflow(run) is None
+
+
+def test_the_printed_line_opens_the_view_of_the_experiment(tmp_path):
+    from fsar_bench.tracking import RUNS_VIEW_QUERY, ui_hint
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    Tracker(uri, "other")
+    exp_id = Tracker(uri, "fsar-bench").experiment_id
+    line = ui_hint(uri, "fsar-bench")
+    assert line and "\n" not in line and f"mlflow ui --backend-store-uri {uri}" in line
+    assert f"http://127.0.0.1:5000/#/experiments/{exp_id}/runs?{RUNS_VIEW_QUERY}" in line and exp_id != "1"
+    assert ui_hint(uri, "missing") is None
+    assert ui_hint("http://mlflow.example:5000", "fsar-bench") is None  # a server has its own address

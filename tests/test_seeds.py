@@ -77,6 +77,11 @@ def test_group_reports_and_mlflow_parent(group_dirs, tracking_uri):
                                   f"tags.`mlflow.parentRunId` = '{doc['mlflow_run_id']}'")
     assert len(children) == 4  # both seed sets of the command are children of its one parent
     assert runs[0].data.metrics["replicates"] == 2 and "seed_sd" in runs[0].data.metrics
+    lo, hi = docs[1]["statistics"]["hierarchical_ci"]  # the latest seed set's; the table's columns are filled
+    assert runs[0].data.metrics["ci95"] == round((hi - lo) / 2, 4)
+    child = children[0].data.params
+    assert all(runs[0].data.params[k] == child[k] for k in ("matcher", "way", "shot", "preset", "frames", "dataset"))
+    assert "run_key" not in runs[0].data.params and "train_seed" not in runs[0].data.params
 
 
 def test_rerun_reuses_replicates_and_prints_the_group(group_dirs, cli, tracking_uri, monkeypatch):
@@ -92,6 +97,8 @@ def test_rerun_reuses_replicates_and_prints_the_group(group_dirs, cli, tracking_
     for text in ("between-seed SD", "hierarchical 95% CI", "training seeds cause"):
         assert text in res.out
     assert len(client.search_runs([e.experiment_id for e in client.search_experiments()])) == n
+    exp = client.get_experiment_by_name("fsar-bench")
+    assert f"/#/experiments/{exp.experiment_id}/runs?workflowType=machine_learning" in res.out
     one = cli("run", *TINY, "--seeds", "1")  # seed 0 again: reused, and one seed says so
     assert one.code == 0 and "reused run from " in one.out and ONE_SEED in one.out
 

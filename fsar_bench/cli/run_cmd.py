@@ -236,6 +236,17 @@ def run(
             from fsar_bench.results.groups import ONE_SEED
 
             print(f"{ONE_SEED}: the ± above covers episode sampling only; add --seeds 5 to measure it")
+    if main and not json_out:
+        print_ui_hint(cfg)
+
+
+def print_ui_hint(cfg) -> None:
+    """The line saying how to open the runs in the MLflow UI (local stores only)."""
+    from fsar_bench.tracking import ui_hint
+
+    line = ui_hint(cfg.tracking_uri, cfg["experiment"])
+    if line:
+        print(line)
 
 
 def _report(result, json_out: bool) -> None:

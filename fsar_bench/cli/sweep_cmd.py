@@ -45,7 +45,7 @@ def sweep(
       fsar-bench sweep cross-dataset --method i2st
       fsar-bench sweep shot --method dmgal_ft --dataset ucf101 --launcher submitit
     """
-    from fsar_bench.cli.run_cmd import check_method_inputs, cli_config, group_seeds, parse_sets
+    from fsar_bench.cli.run_cmd import check_method_inputs, cli_config, group_seeds, parse_sets, print_ui_hint
     from fsar_bench.validate import check_output_folder, check_run_numbers
 
     check_run_numbers(episodes=episodes, steps=steps)
@@ -91,6 +91,7 @@ def sweep(
     Console().print(table)
     if result.plot:
         print(f"plot: {result.plot}")
+    print_ui_hint(cfg)
 
 
 def register(app: typer.Typer) -> None:

@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from fsar_bench.errors import FsarError
-from fsar_bench.results.record import PRETRAINED, Environment, Identity, RunRecord
+from fsar_bench.results.record import (PRETRAINED, Environment, Identity, RunRecord, group_mlflow_params,
+                                       rounded_metrics)
 
 if TYPE_CHECKING:
     from fsar_bench.config import BenchConfig
@@ -220,19 +221,29 @@ class GroupParent:
 
     def finish(self, rec: RunRecord, runs: list[RunResult], summary: GroupSummary) -> str:
         """Attach every replicate's MLflow run as a child (reused ones included), log the group
-        statistics on the parent and mark it FINISHED; the parent's run id."""
+        statistics and the params its replicates share on the parent and mark it FINISHED; the
+        parent's run id."""
         run_id = self.open(rec)
         client = self.tracker.client
         for r in runs:
             if r.mlflow_run_id:
                 client.set_tag(r.mlflow_run_id, "mlflow.parentRunId", run_id)
-        metrics = {"accuracy": summary.mean, "replicates": summary.replicates,
-                   "episode_ci95": (summary.episode_ci[1] - summary.episode_ci[0]) / 2}
-        if summary.hierarchical_ci is not None:
-            metrics.update(seed_sd=summary.seed_sd, hierarchical_ci_low=summary.hierarchical_ci[0],
-                           hierarchical_ci_high=summary.hierarchical_ci[1], seed_share=summary.seed_share,
-                           seed_share_single_run=summary.seed_share_single_run)
-        self.tracker.log_metrics(metrics)
+        self.tracker.log_new_params(group_mlflow_params([r.record for r in runs if r.record is not None]))
+        self.tracker.log_metrics(group_metrics(summary))
         self.tracker.set_tags({"fsar.seeds": ",".join(str(r.summary.get("train_seed")) for r in runs)[:5000]})
         self.tracker.end("FINISHED")
         return run_id
+
+
+def group_metrics(summary: GroupSummary) -> dict[str, float]:
+    """The MLflow metrics of a group's parent run, rounded like a run's: `ci95` is the group's headline
+    uncertainty, as on the leaderboard: the half-width of the hierarchical 95% CI (seeds + episodes,
+    docs/statistics.md eq. (6)) with >= 2 seeds, else of the episode CI (`episode_ci95`)."""
+    episode_ci95 = (summary.episode_ci[1] - summary.episode_ci[0]) / 2
+    metrics = {"accuracy": summary.mean, "ci95": episode_ci95, "replicates": summary.replicates,
+               "episode_ci95": episode_ci95}
+    if summary.hierarchical_ci is not None:
+        metrics.update(ci95=(summary.hierarchical_ci[1] - summary.hierarchical_ci[0]) / 2, seed_sd=summary.seed_sd,
+                       hierarchical_ci_low=summary.hierarchical_ci[0], hierarchical_ci_high=summary.hierarchical_ci[1],
+                       seed_share=summary.seed_share, seed_share_single_run=summary.seed_share_single_run)
+    return rounded_metrics({k: v for k, v in metrics.items() if v is not None})

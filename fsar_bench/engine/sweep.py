@@ -32,6 +32,7 @@ from fsar_bench.engine.replicates import GroupResult, run_group
 from fsar_bench.engine.runner import Progress, RunResult, RunSpec, execute, resolve
 from fsar_bench.errors import FsarError, unknown
 from fsar_bench.io import atomic_write
+from fsar_bench.results.record import group_mlflow_params
 
 KINDS = ("nway", "shot", "frames", "cross-dataset", "efficiency")
 AXIS = {"nway": "way", "shot": "shot", "frames": "frames", "cross-dataset": "train_dataset", "efficiency": "method"}
@@ -128,6 +129,8 @@ def run_sweep(kind: str, base: RunSpec, config: BenchConfig, retrain: bool = Fal
                 point.profile = _profile(point.result)
             done.append(point)
         plot = _write_outputs(kind, base, done, plot_dir or config.results_dir / "sweeps", tracker)
+        # the params every point shares (matcher, preset, shot of an nway sweep, ...): the runs table's columns
+        tracker.log_new_params(group_mlflow_params([r.record for p in done for r in p.runs if r.record]))
         status = "FINISHED"
         return SweepResult(kind, parent, done, plot)
     except KeyboardInterrupt:
@@ -179,7 +182,8 @@ def _open_parent(config: BenchConfig, name: str, params: dict[str, Any], base: R
         tracker.run_id = found[0].info.run_id
         tracker.client.update_run(tracker.run_id, status="RUNNING")
     else:
-        tracker.start(name, params, {"fsar.sweep": params["sweep"], "fsar.method": params["method"],
+        logged = {k: v for k, v in params.items() if v != ""}  # no --matcher: the points' own, logged at the end
+        tracker.start(name, logged, {"fsar.sweep": params["sweep"], "fsar.method": params["method"],
                                      "fsar.dataset": params["dataset"], SWEEP_KEY_TAG: key})
     return tracker, tracker.run_id
 

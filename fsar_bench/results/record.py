@@ -37,6 +37,17 @@ PRETRAINED = "pretrained"
 RANDOM_INIT = "random-init"
 # MLflow metrics of a run, in this order (params_* and the profile come from `efficiency`)
 _MLFLOW_METRICS = ("accuracy", "accuracy_std", "ci95", "episodes", "train_seconds", "eval_seconds")
+# Decimals MLflow metrics are logged with, so the runs table reads `83.4812`, not `83.48119999999...`
+# (the exact values stay in summary.json, episodes.parquet and group.json, which is what the
+# leaderboard, `compare` and `plot` compute from). Percentages: 4 decimals, far below the 2 a table
+# prints and below the step of a canonical run's accuracy (100 / (10,000 x way) %, way <= 100).
+PERCENT_DECIMALS = 4
+METRIC_DECIMALS = {**dict.fromkeys(("accuracy", "accuracy_std", "ci95", "episode_ci95", "seed_sd",
+                                    "hierarchical_ci_low", "hierarchical_ci_high"), PERCENT_DECIMALS),
+                   "seed_share": 4, "seed_share_single_run": 4, "train_seconds": 3, "eval_seconds": 3}
+# identity params that name one replicate of a group, not the group (the weights a re-scored replicate
+# starts from differ by seed): never logged on a group's or a sweep's parent run
+_REPLICATE_PARAMS = ("run_key", "train_seed", "spec", "init_from", "weights_source", "train.seed")
 
 
 def _f(doc: str, default: Any = MISSING, *, factory: Any = MISSING, key: str | None = "", mlflow: str = "",
@@ -306,14 +317,22 @@ class RunRecord:
 
     def mlflow_params(self) -> dict[str, Any]:
         """The params logged when the run starts (write-once in MLflow)."""
-        i, env = self.identity, self.environment
-        params: dict[str, Any] = {}
-        for section in (i, env):
-            for f in fields(section):
-                if f.metadata.get("mlflow") == "param":
-                    params[f.name] = getattr(section, f.name)
+        env = self.environment
+        params = self._identity_params()
+        params.update({f.name: getattr(env, f.name) for f in fields(env) if f.metadata.get("mlflow") == "param"})
+        params["record_format"] = FORMAT
+        params.update(env.versions)
+        params.update(env.distributed)
+        params["world_size"] = env.world_size
+        params.update(self.mlflow_efficiency_params())
+        return params
+
+    def _identity_params(self) -> dict[str, Any]:
+        """The MLflow params that come from `identity` (what was run)."""
+        i = self.identity
+        params = {f.name: getattr(i, f.name) for f in fields(i) if f.metadata.get("mlflow") == "param"}
         params.update({"cross_dataset": i.cross_dataset, "frames": i.frames, "image_size": i.image_size,
-                       "episodes": i.episodes, "init_from": i.init_from or "", "record_format": FORMAT})
+                       "episodes": i.episodes, "init_from": i.init_from or ""})
         params.update({f"hp.{k}": v for k, v in i.hparams.items()})
         params.update({f"code.{k}": v for k, v in i.code.items()})
         params.update({f"sweep.{k}": v for k, v in i.sweep.items()})
@@ -323,10 +342,6 @@ class RunRecord:
         params.update(i.recipe)  # keys are already `recipe.<name>`
         if i.spec:
             params["spec"] = json.dumps(i.spec, sort_keys=True)
-        params.update(env.versions)
-        params.update(env.distributed)
-        params["world_size"] = env.world_size
-        params.update(self.mlflow_efficiency_params())
         return params
 
     def mlflow_tags(self) -> dict[str, str]:
@@ -344,12 +359,12 @@ class RunRecord:
         return tags
 
     def mlflow_metrics(self) -> dict[str, float]:
-        """The metrics logged when the run finishes (None values are left out)."""
+        """The metrics logged when the run finishes, rounded (`METRIC_DECIMALS`)."""
         out: dict[str, float] = {"accuracy": self.results.accuracy, "accuracy_std": self.results.accuracy_std,
                                  "ci95": self.results.ci95, "episodes": self.identity.episodes,
                                  "train_seconds": self.results.train_seconds,
                                  "eval_seconds": self.results.eval_seconds}
-        return out
+        return rounded_metrics(out)
 
     def mlflow_efficiency_params(self) -> dict[str, Any]:
         """The efficiency profile as MLflow params: static scalars, which the UI would otherwise draw as
@@ -457,6 +472,28 @@ SNAPSHOT_KEYS = tuple(sorted({*_SNAPSHOT_IDENTITY, *_SNAPSHOT_EFFICIENCY, "run_i
                               "hardware_class", "accuracy", "ci95", "accuracy_std", "spec"}))
 
 
+def rounded_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """`metrics` as MLflow logs them: each rounded to its `METRIC_DECIMALS` (others, e.g. counts, as
+    given); NaN and infinities pass unchanged."""
+    out = {}
+    for k, v in metrics.items():
+        v = float(v)
+        out[k] = round(v, METRIC_DECIMALS[k]) if k in METRIC_DECIMALS and math.isfinite(v) else v
+    return out
+
+
+def group_mlflow_params(records: list[RunRecord]) -> dict[str, Any]:
+    """The params of the MLflow parent run of several runs (a seed group's replicates, a sweep's
+    points): the identity params all of them share, without those that name one replicate (run key,
+    seed, start weights; a parent with a `run_key` would be read back as a run). The runs table then
+    fills the same columns (matcher, way, shot, preset, frames, ...) for the parent as for its runs."""
+    if not records:
+        return {}
+    first, *rest = [r._identity_params() for r in records]
+    return {k: v for k, v in first.items() if k not in _REPLICATE_PARAMS and not k.startswith("weights_origin.")
+            and all(k in o and str(o[k]) == str(v) for o in rest)}
+
+
 def name_is_profile(key: str) -> bool:
     return key in PROFILE_FIELDS
 
@@ -505,7 +542,7 @@ def schema_markdown() -> str:
              f"| `format` | int | {FORMAT} (files without it are format 1, still read) |",
              "| `setting` | str | `\"<way>w<shot>s\"`, e.g. `5w1s` |",
              "| `mlflow_run_id` | str | the MLflow run holding the same record (params, metrics, these files as "
-             "artifacts) |", ""]
+             "artifacts) |", "", _rounding_note(), ""]
     for name, kind in zip(_SECTIONS, (Identity, Environment, Results, Efficiency)):
         lines += [f"### {_TITLES[name]}", "", "| field | type | meaning |", "|---|---|---|"]
         for f in fields(kind):
@@ -516,6 +553,19 @@ def schema_markdown() -> str:
         lines.append("")
     lines.append(DOC_END)
     return "\n".join(lines)
+
+
+def _rounding_note() -> str:
+    """The sentence of docs/results.md §1 on how MLflow metrics are rounded (from `METRIC_DECIMALS`)."""
+    by: dict[int, list[str]] = {}
+    for name in _MLFLOW_METRICS:
+        if name in METRIC_DECIMALS:
+            by.setdefault(METRIC_DECIMALS[name], []).append(f"`{name}`")
+    parts = "; ".join(f"{', '.join(names)} to {d} decimals" for d, names in sorted(by.items(), reverse=True))
+    return (f"The MLflow metrics of a run are these values rounded for display ({parts}; a seed group's parent "
+            f"run likewise, percentages to {PERCENT_DECIMALS}): this file, `episodes.parquet` and `group.json` keep "
+            "the exact values, which the leaderboard's ranks and tiers, `compare` and `plot` read (a leaderboard "
+            "row shown from the metric alone is off by at most half a unit of the last decimal: 0.00005 pp).")
 
 
 def check_docs(text: str) -> bool:
