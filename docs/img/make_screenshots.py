@@ -99,7 +99,7 @@ def best_run(base: str, exp_id: str) -> str:
     """The most accurate single run (not a seed group's parent run)."""
     runs = api(base, "/api/2.0/mlflow/runs/search", {"experiment_ids": [exp_id], "max_results": 100,
                                                      "order_by": ["metrics.accuracy DESC"]})["runs"]
-    singles = [r for r in runs if any(p["key"] == "way" for p in r["data"].get("params", []))]
+    singles = [r for r in runs if any(t["key"] == "fsar.run_key" for t in r["data"].get("tags", []))]
     return singles[0]["info"]["run_id"]
 
 
