@@ -19,7 +19,7 @@ _GENERATE = "import sys; from pathlib import Path; from fsar_bench.data import t
 
 
 @pytest.fixture(scope="session")
-def toy_data_root(tmp_path_factory, request) -> Path:
+def toy_data_root(tmp_path_factory) -> Path:
     """Both toy datasets, generated once per session (through the same code a run uses).
 
     Generating one takes ~20 s of one core: toy-appearance is generated in a child process while
@@ -38,55 +38,81 @@ def toy_data_root(tmp_path_factory, request) -> Path:
     finally:
         out, _ = child.communicate()
     assert child.returncode == 0, f"generating toy-appearance failed:\n{out}"
-    if any(item.nodeid.endswith(_PREPARE_AGAIN_TEST) for item in request.session.items):
-        _start_prepare_again(tmp_path_factory)
     return root
 
 
-# tests/test_toy.py checks that a second `fsar-bench data prepare toy-motion` writes the session's bytes.
-# That generation (~20 s of one core) runs in a background process started as soon as the session's
-# data exist, at low priority: the suite runs tiny models on one thread, so it uses the idle core.
-_PREPARE_AGAIN_TEST = "test_toy.py::test_prepare_twice_gives_byte_identical_trees"
-_prepare_again: dict = {}
+# Two CLI checks take ~20 s of one core each and read nothing the other tests write: a second
+# `data prepare toy-motion` (tests/test_toy.py compares its bytes with the session's) and `episodes
+# verify` of every card (one worker). When the session selects their tests, they start as background
+# processes right after collection and run on the core the single-threaded suite leaves idle; the
+# tests then wait for them (a test run alone starts its process then, as before). Not niced: on a
+# busy machine a niced process starves and its test waits longer than the foreground run took.
+_BACKGROUND_CLI = {
+    "test_toy.py::test_prepare_twice_gives_byte_identical_trees":
+        ("data", "prepare", "toy-motion", "--root", "{folder}/B"),
+    "test_episodes.py::test_verify_all_datasets": ("episodes", "verify", "--jobs", "1"),
+}
+_background: dict[str, dict] = {}
 
 
-def _start_prepare_again(tmp_path_factory) -> None:
+def _start_background(test: str) -> None:
     import subprocess
     import sys
+    import tempfile
 
-    folder = tmp_path_factory.mktemp("prepare-again")
+    folder = Path(tempfile.mkdtemp(prefix="fsar-background-"))
     env = {k: v for k, v in os.environ.items() if k != "FSAR_BENCH_CONFIG"}
     logs = [open(folder / name, "w") for name in ("out.txt", "err.txt")]  # files: a full pipe would block it
-    proc = subprocess.Popen([sys.executable, "-m", "fsar_bench", "data", "prepare", "toy-motion",
-                             "--root", str(folder / "B")], cwd=folder, env=env, stdout=logs[0], stderr=logs[1],
-                            preexec_fn=(lambda: os.nice(10)) if os.name == "posix" else None)
-    _prepare_again.update(proc=proc, folder=folder, logs=logs)
+    args = [a.format(folder=folder) for a in _BACKGROUND_CLI[test]]
+    proc = subprocess.Popen([sys.executable, "-m", "fsar_bench", *args], cwd=folder, env=env, stdout=logs[0],
+                            stderr=logs[1])
+    _background[test] = {"proc": proc, "folder": folder, "logs": logs}
+
+
+def pytest_collection_finish(session):
+    for test in _BACKGROUND_CLI:
+        if any(item.nodeid.endswith(test) for item in session.items):
+            _start_background(test)
 
 
 def pytest_sessionfinish(session, exitstatus):
-    """A session stopped early (-x, Ctrl-C) does not leave the background generation running."""
-    proc = _prepare_again.get("proc")
-    if proc is not None and proc.poll() is None:
-        proc.kill()
-        proc.wait()
+    """Stop what a session stopped early (-x, Ctrl-C) left running; remove the folders."""
+    import shutil
 
-
-@pytest.fixture(scope="session")
-def toy_motion_prepared_again(toy_data_root, tmp_path_factory):
-    """(exit code, stderr, root) of `fsar-bench data prepare toy-motion --root ROOT` run as its own
-    process: started in the background by `toy_data_root` when the session will need it, else now."""
-    if not _prepare_again:
-        _start_prepare_again(tmp_path_factory)
-    proc, folder = _prepare_again["proc"], _prepare_again["folder"]
-    try:
-        proc.wait(timeout=900)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for log in _prepare_again["logs"]:
+    for job in _background.values():
+        if job["proc"].poll() is None:
+            job["proc"].kill()
+            job["proc"].wait()
+        for log in job["logs"]:
             log.close()
-    return proc.returncode, (folder / "err.txt").read_text(), folder / "B"
+        shutil.rmtree(job["folder"], ignore_errors=True)
+
+
+@dataclass
+class BackgroundResult:
+    code: int
+    out: str
+    err: str
+    folder: Path
+
+
+@pytest.fixture()
+def background_cli(request) -> BackgroundResult:
+    """The finished `python -m fsar_bench ...` process of this test (`_BACKGROUND_CLI`)."""
+    (test,) = [t for t in _BACKGROUND_CLI if request.node.nodeid.endswith(t)]
+    if test not in _background:
+        _start_background(test)
+    job = _background[test]
+    try:
+        job["proc"].wait(timeout=900)
+    finally:
+        if job["proc"].poll() is None:
+            job["proc"].kill()
+            job["proc"].wait()
+        for log in job["logs"]:
+            log.flush()
+    return BackgroundResult(job["proc"].returncode, (job["folder"] / "out.txt").read_text(),
+                            (job["folder"] / "err.txt").read_text(), job["folder"])
 
 
 @pytest.fixture(scope="session")

@@ -15,12 +15,11 @@ def _tree(root):
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
 
 
-def test_prepare_twice_gives_byte_identical_trees(toy_data_root, toy_motion_prepared_again):
+def test_prepare_twice_gives_byte_identical_trees(toy_data_root, background_cli):
     """The session's toy-motion and a second `fsar-bench data prepare toy-motion` (its own process,
     run in the background while other tests run: conftest.py) are the same files, byte for byte."""
-    code, err, b = toy_motion_prepared_again
-    assert code == 0, err
-    a = toy_data_root / "toy-motion"
+    assert background_cli.code == 0, background_cli.err
+    a, b = toy_data_root / "toy-motion", background_cli.folder / "B"
     assert _tree(a) == _tree(b)
     match, mismatch, errors = filecmp.cmpfiles(a, b, _tree(a), shallow=False)
     assert not mismatch and not errors and len(match) == len(_tree(a))
