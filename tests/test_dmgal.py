@@ -240,10 +240,11 @@ def train_losses(name: str, root: Path, steps: int, dataset: str, **overrides) -
     return losses
 
 
-# DMGAL-FT learns toy-appearance for real (loss ~1.3 -> ~0.4 in 40 steps). The adapters on the frozen,
+# DMGAL-FT learns toy-appearance for real (loss ~1.3 -> ~0.4 in 40 steps; in the 30 steps run here the
+# mean of the first 10 steps is 1.25, of the last 10 0.61, far past the 0.1 asked). The adapters on the frozen,
 # randomly initialised tiny ViT learn toy-motion (generator version 4) after a slow start: mean loss
 # of 10 steps 1.59, 1.60, 1.60 (about ln 5), 1.56, 1.52, 1.52, 1.33, 1.28 (steps 70-79), 1.25, 1.07.
-@pytest.mark.parametrize(("name", "dataset", "steps"), [("dmgal_ft", "toy-appearance", 40),
+@pytest.mark.parametrize(("name", "dataset", "steps"), [("dmgal_ft", "toy-appearance", 30),
                                                         ("dmgal_adapter", "toy-motion", 80)])
 def test_tiny_preset_learns_on_toy_data(name, dataset, steps, toy_data_root):
     losses = train_losses(name, toy_data_root, steps, dataset)

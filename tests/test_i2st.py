@@ -131,11 +131,13 @@ def test_cross_fusion_has_one_attention_per_branch():
 # -- training and the mask path -----------------------------------------------------------------
 
 def test_tiny_preset_trains_with_the_mask_loss(workdir, toy_data_root, one_thread):
-    """40 episodes of toy-motion with its ground-truth object masks: the loss falls, and the L2 mask
-    loss (Eq. 3) is finite, non-zero, part of the total (Eq. 7) and falls too."""
+    """20 episodes of toy-motion with its ground-truth object masks: the loss falls, and the L2 mask
+    loss (Eq. 3) is finite, non-zero, part of the total (Eq. 7) and falls too. Measured (means of the
+    first and last 10 steps): loss 2.10 -> 2.01 and mask loss 0.341 -> 0.298 in 20 steps; 40 steps
+    gave 2.10 -> 1.98 and 0.341 -> 0.272, the same evidence at twice the cost."""
     torch.manual_seed(0)
     m = tiny()
-    steps = 40
+    steps = 20
     episodes = toy_episodes(m, toy_data_root, steps, with_masks="masks" in m.extra_inputs)
     batch = episodes[0]
     assert batch.extras["support_masks"].shape == (5, 8, 32, 32) and batch.extras["query_masks"].shape == (5, 8, 32, 32)
