@@ -143,14 +143,16 @@ def test_sharded_evaluate_without_cache_folder_and_reference_protocol(workdir, t
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    torch.multiprocessing.spawn(_sharded_worker, args=(2, port, os.environ["FSAR_BENCH_DATA"], str(tmp_path)),
-                                nprocs=2, join=True)
+    ranks = torch.multiprocessing.spawn(_sharded_worker, args=(2, port, os.environ["FSAR_BENCH_DATA"], str(tmp_path)),
+                                        nprocs=2, join=False)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        single = _evaluate_both(tmp_path)
+        single = _evaluate_both(tmp_path)  # the one-process reference, while the ranks start up
     finally:
         torch.set_num_threads(threads)
+        while not ranks.join():  # raises if a rank failed
+            pass
     for name, ref in single.items():
         assert list(ref["episode"]) == list(range(8))
         for rank in (0, 1):
