@@ -443,6 +443,8 @@ class RunRecord:
         row.update({k: getattr(e, k) for k in _SNAPSHOT_EFFICIENCY})
         if i.spec:  # `reproduce` rebuilds the row's command from it (rows of older records have none)
             row["spec"] = i.spec
+        if i.code:  # which code produced the number (rows of older snapshots have none)
+            row["code"] = dict(i.code)
         return row
 
     @classmethod
@@ -454,6 +456,7 @@ class RunRecord:
                          episode_digest=row.get("digest", ""))
         ident.way, ident.shot = int(row.get("way", way)), int(row.get("shot", shot))
         ident.spec = dict(row.get("spec") or {})
+        ident.code = dict(row.get("code") or {})
         ident.overrides = dict(ident.spec.get("overrides") or {})
         nan = (lambda v: math.nan if v is None else float(v))
         results = Results(accuracy=nan(row.get("accuracy")), ci95=nan(row.get("ci95")),
@@ -469,7 +472,7 @@ _SNAPSHOT_IDENTITY = ("run_key", "method", "dataset", "way", "shot", "query", "e
                       "precision", "init_from", "sweep")
 _SNAPSHOT_EFFICIENCY = ("params_total", "params_trainable", "flops_per_video", "flops_per_episode")
 SNAPSHOT_KEYS = tuple(sorted({*_SNAPSHOT_IDENTITY, *_SNAPSHOT_EFFICIENCY, "run_id", "setting", "digest",
-                              "hardware_class", "accuracy", "ci95", "accuracy_std", "spec"}))
+                              "hardware_class", "accuracy", "ci95", "accuracy_std", "spec", "code"}))
 
 
 def rounded_metrics(metrics: dict[str, Any]) -> dict[str, float]:
