@@ -14,7 +14,7 @@ from pathlib import Path
 
 from fsar_bench.io import atomic_write
 from fsar_bench.leaderboard.build import Board, Leaderboard, build
-from fsar_bench.leaderboard.reproduced import load_episodes, load_snapshot, query_mlflow, rankable, save_snapshot
+from fsar_bench.leaderboard.reproduced import load_episodes, load_snapshot, query_mlflow, save_snapshot
 from fsar_bench.results.record import RunRecord
 
 __all__ = ["Board", "Leaderboard", "RunRecord", "build", "make", "runs_from_mlflow", "save_snapshot",
@@ -25,12 +25,13 @@ UPDATE_COMMAND = "fsar-bench leaderboard --update leaderboards"
 
 def runs_from_mlflow(tracking_uri: str, experiment: str, datasets: list[str] | None = None,
                      settings: list[str] | None = None) -> list[RunRecord]:
-    """Deduplicated finished runs, with the per-episode results of the rankable ones (for tiers)."""
+    """Deduplicated finished runs with their per-episode results: the ranked ones need them for tiers,
+    the listed-apart seed groups for their hierarchical CI."""
     from fsar_bench.leaderboard.reported import resolve_dataset
 
     names = [resolve_dataset(d) for d in datasets] if datasets else None
     records = query_mlflow(tracking_uri, experiment, names, settings)
-    load_episodes(rankable(records), tracking_uri)
+    load_episodes(records, tracking_uri)
     return records
 
 

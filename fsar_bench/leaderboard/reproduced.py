@@ -157,7 +157,8 @@ def load_episodes(records: list[RunRecord], tracking_uri: str) -> None:
             _, df = load_run(rec.mlflow_run_id, tracking_uri)
         except FsarError as exc:
             i = rec.identity
-            warn(f"run {rec.mlflow_run_id} ({i.method}, {i.dataset} {i.setting}): {exc}; it is ranked without a tier")
+            warn(f"run {rec.mlflow_run_id} ({i.method}, {i.dataset} {i.setting}): {exc}; "
+                 "shown without a tier or a hierarchical CI")
             continue
         rec.results.per_episode = df["accuracy"].to_numpy(dtype=float)
         rec.results.episode_ids = df["episode"].to_numpy(dtype=np.int64)
