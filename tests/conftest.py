@@ -19,7 +19,7 @@ _GENERATE = "import sys; from pathlib import Path; from fsar_bench.data import t
 
 
 @pytest.fixture(scope="session")
-def toy_data_root(tmp_path_factory) -> Path:
+def toy_data_root(tmp_path_factory, request) -> Path:
     """Both toy datasets, generated once per session (through the same code a run uses).
 
     Generating one takes ~20 s of one core: toy-appearance is generated in a child process while
@@ -38,15 +38,19 @@ def toy_data_root(tmp_path_factory) -> Path:
     finally:
         out, _ = child.communicate()
     assert child.returncode == 0, f"generating toy-appearance failed:\n{out}"
+    for test in _BACKGROUND_CLI:  # from here on the suite runs tiny single-threaded models
+        if test not in _background and any(item.nodeid.endswith(test) for item in request.session.items):
+            _start_background(test)
     return root
 
 
 # Two CLI checks take ~20 s of one core each and read nothing the other tests write: a second
 # `data prepare toy-motion` (tests/test_toy.py compares its bytes with the session's) and `episodes
 # verify` of every card (one worker). When the session selects their tests, they start as background
-# processes right after collection and run on the core the single-threaded suite leaves idle; the
-# tests then wait for them (a test run alone starts its process then, as before). Not niced: on a
-# busy machine a niced process starves and its test waits longer than the foreground run took.
+# processes once the session's toy data exist (`toy_data_root`; before it, the full-size forward passes
+# use both cores) and run on the core the single-threaded suite leaves idle; the tests then wait for
+# them (a test run alone starts its process then, as before). Not niced: on a busy machine a niced
+# process starves and its test waits longer than the foreground run took.
 _BACKGROUND_CLI = {
     "test_toy.py::test_prepare_twice_gives_byte_identical_trees":
         ("data", "prepare", "toy-motion", "--root", "{folder}/B"),
@@ -67,12 +71,6 @@ def _start_background(test: str) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "fsar_bench", *args], cwd=folder, env=env, stdout=logs[0],
                             stderr=logs[1])
     _background[test] = {"proc": proc, "folder": folder, "logs": logs}
-
-
-def pytest_collection_finish(session):
-    for test in _BACKGROUND_CLI:
-        if any(item.nodeid.endswith(test) for item in session.items):
-            _start_background(test)
 
 
 def pytest_sessionfinish(session, exitstatus):
