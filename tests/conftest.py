@@ -39,6 +39,8 @@ def toy_data_root(tmp_path_factory, request) -> Path:
         out, _ = child.communicate()
     assert child.returncode == 0, f"generating toy-appearance failed:\n{out}"
     for test in _BACKGROUND_CLI:  # from here on the suite runs tiny single-threaded models
+        if _XDIST:  # two workers already use both cores (and each would start its own copy)
+            break
         if test not in _background and any(item.nodeid.endswith(test) for item in request.session.items):
             _start_background(test)
     return root
@@ -57,6 +59,7 @@ _BACKGROUND_CLI = {
     "test_episodes.py::test_verify_all_datasets": ("episodes", "verify", "--jobs", "1"),
 }
 _background: dict[str, dict] = {}
+_XDIST = "PYTEST_XDIST_WORKER" in os.environ  # a pytest-xdist worker (pyproject addopts: -n auto)
 
 
 def _start_background(test: str) -> None:
@@ -169,7 +172,7 @@ def one_thread(request):
     afterwards. The full-size (slow) tests keep every thread."""
     import torch
 
-    if request.node.get_closest_marker("slow"):
+    if request.node.get_closest_marker("slow") and not _XDIST:  # under xdist the other worker has the other core
         yield
         return
     n = torch.get_num_threads()
