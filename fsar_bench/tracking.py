@@ -145,6 +145,20 @@ class Tracker:
         self.log_params(params)
         return self.run_id
 
+    def reopen(self, tag: str, value: str, parent: str | None = None) -> bool:
+        """Continue the newest run tagged `tag` = `value` (a group's or a sweep's parent run, found again
+        when the command is re-run or resumed, so it adds no run): mark it RUNNING, nest it under
+        `parent` when given. False when there is none (then `start` one)."""
+        found = self.client.search_runs([self.experiment_id], f"tags.`{tag}` = '{value}'", max_results=1,
+                                        order_by=["attributes.start_time DESC"])
+        if not found:
+            return False
+        self.run_id = found[0].info.run_id
+        self.client.update_run(self.run_id, status="RUNNING")
+        if parent:
+            self.client.set_tag(self.run_id, "mlflow.parentRunId", parent)
+        return True
+
     def mark_stale_runs_killed(self, run_key: str) -> int:
         """Runs of this run key still RUNNING belong to a process that died (kill -9, power loss):
         record them as KILLED before the resumed run starts."""

@@ -16,8 +16,7 @@ from typing import Optional
 
 import typer
 
-from fsar_bench.cli.run_cmd import (JSON_HELP, PRECISION_HELP, SET_HELP, WORKERS_HELP, check_method_inputs,
-                                    check_precision_device, check_precision_workers, cli_config, parse_sets)
+from fsar_bench.cli.run_cmd import JSON_HELP, PRECISION_HELP, SET_HELP, WORKERS_HELP, checked_inputs
 from fsar_bench.errors import FsarError
 
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -106,13 +105,9 @@ def evaluate_weights(
     from fsar_bench.validate import check_run_numbers
 
     check_run_numbers(way=way, shot=shot, query=query, episodes=episodes)
-    check_precision_workers(precision, num_workers)
-    overrides = parse_sets(set_)
-    cfg = cli_config(config, results_dir, tracking_uri)
-    check_precision_device(precision, str(cfg["device"]))
+    overrides, cfg, shot = checked_inputs(method, shot, set_, config, results_dir, tracking_uri, precision,
+                                          num_workers, preset, matcher, recipe_sets=False)
     proto = cfg["protocol"]
-    shot = proto["shot"] if shot is None else shot
-    check_method_inputs(method, shot, overrides, cfg, preset, matcher=matcher)
     if official:
         from fsar_bench.engine.checkpoint import official_map
         from fsar_bench.registry import method_class

@@ -6,7 +6,7 @@ import re
 import sys
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 import yaml
@@ -97,6 +97,26 @@ def check_method_inputs(method: str, shot: int, overrides: dict, cfg=None, prese
                             f"methods.{method}.{name} in {cfg.source}", matcher=matcher)
 
 
+def checked_inputs(method: str, shot: Optional[int], set_: list[str], config: Optional[Path],
+                   results_dir: Optional[Path], tracking_uri: Optional[str], precision: str,
+                   num_workers: Optional[int], preset: Optional[str], matcher: Optional[str],
+                   recipe_sets: bool) -> tuple[dict, Any, int]:
+    """The checks `run` and `eval` share, before any work: (--set overrides, config, shot with the
+    protocol's default). `recipe_sets`: `--set` may also hold recipe fields (`run` trains; `eval` does not)."""
+    check_precision_workers(precision, num_workers)
+    overrides = parse_sets(set_)
+    cfg = cli_config(config, results_dir, tracking_uri)
+    check_precision_device(precision, str(cfg["device"]))
+    shot = cfg["protocol"]["shot"] if shot is None else shot
+    if recipe_sets:
+        from fsar_bench.recipes import method_sets
+
+        check_method_inputs(method, shot, method_sets(overrides), cfg, preset, matcher=matcher)
+    else:
+        check_method_inputs(method, shot, overrides, cfg, preset, matcher=matcher)
+    return overrides, cfg, shot
+
+
 def run(
     ctx: typer.Context,
     method: str = typer.Argument(..., help="registered method name (`fsar-bench list methods`)"),
@@ -160,15 +180,9 @@ def run(
     # every check before any work (and before torchrun starts N copies of this command)
     check_run_numbers(way=way, shot=shot, query=query, episodes=episodes, steps=steps, frames=frames,
                       episode_batch=episode_batch, lr=lr, nproc=nproc)
-    check_precision_workers(precision, num_workers)
-    overrides = parse_sets(set_)
-    cfg = cli_config(config, results_dir, tracking_uri)
-    check_precision_device(precision, str(cfg["device"]))
+    overrides, cfg, shot = checked_inputs(method, shot, set_, config, results_dir, tracking_uri, precision,
+                                          num_workers, preset, matcher, recipe_sets=True)
     proto = cfg["protocol"]
-    shot = proto["shot"] if shot is None else shot
-    from fsar_bench.recipes import method_sets
-
-    check_method_inputs(method, shot, method_sets(overrides), cfg, preset, matcher=matcher)  # recipe fields: resolve
     if recipe is not None:
         from fsar_bench.data.cards import get_card
         from fsar_bench.recipes import check_variant

@@ -202,14 +202,7 @@ class GroupParent:
         cfg = self.config
         self.tracker = Tracker(cfg.tracking_uri, cfg["experiment"], cfg.results_dir / "mlartifacts")
         key = rec.identity.group_key
-        found = self.tracker.client.search_runs([self.tracker.experiment_id], f"tags.`{GROUP_TAG}` = '{key}'",
-                                                max_results=1)
-        if found:
-            self.tracker.run_id = found[0].info.run_id
-            self.tracker.client.update_run(self.tracker.run_id, status="RUNNING")
-            if self.nested_in:
-                self.tracker.client.set_tag(self.tracker.run_id, "mlflow.parentRunId", self.nested_in)
-        else:
+        if not self.tracker.reopen(GROUP_TAG, key, parent=self.nested_in):
             i = rec.identity
             name = f"{i.method}-{i.dataset}-{i.setting}"
             if i.sweep:  # the points of a frames sweep share method, dataset and setting

@@ -176,12 +176,7 @@ def _open_parent(config: BenchConfig, name: str, params: dict[str, Any], base: R
     payload = json.dumps({"params": params, "base": dataclasses.asdict(base), "results": str(config.results_dir)},
                          sort_keys=True, default=str)
     key = hashlib.sha256(payload.encode()).hexdigest()[:12]
-    found = tracker.client.search_runs([tracker.experiment_id], f"tags.`{SWEEP_KEY_TAG}` = '{key}'",
-                                       max_results=1, order_by=["attributes.start_time DESC"])
-    if found:
-        tracker.run_id = found[0].info.run_id
-        tracker.client.update_run(tracker.run_id, status="RUNNING")
-    else:
+    if not tracker.reopen(SWEEP_KEY_TAG, key):
         logged = {k: v for k, v in params.items() if v != ""}  # no --matcher: the points' own, logged at the end
         tracker.start(name, logged, {"fsar.sweep": params["sweep"], "fsar.method": params["method"],
                                      "fsar.dataset": params["dataset"], SWEEP_KEY_TAG: key})
