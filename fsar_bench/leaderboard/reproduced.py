@@ -366,21 +366,6 @@ def _unranked_order(u: UnrankedRow) -> tuple[float, str, str]:
     return -acc if math.isfinite(acc) else math.inf, u.run.identity.method, u.run.identity.run_key
 
 
-def rankable(records: list[RunRecord]) -> list[RunRecord]:
-    """The records that will be ranked (those whose per-episode results are needed for tiers)."""
-    from fsar_bench.leaderboard.reported import parse_setting
-
-    out = []
-    for rec in records:
-        try:
-            way, shot = parse_setting(rec.identity.setting)
-        except FsarError:
-            continue
-        if unranked_reason(rec, locked_set(rec.identity.dataset, way, shot)[1]) is None:
-            out.append(rec)
-    return out
-
-
 # -- snapshot files -----------------------------------------------------------------------------
 
 def _encode_episodes(rec: RunRecord) -> dict[str, Any] | None:
